@@ -1,0 +1,70 @@
+"""`flex-judge`: one entry point that forwards to the owning package of each job.
+
+Each sub-command's logic lives (and is tested) in its package; this file only routes argv.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+# name -> ("module:function" taking argv and returning an exit code, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "eval": ("flex_judge.cli:run_lmms_eval", "run lmms-eval with the flex tasks on the include path"),
+    "tasks-path": ("flex_judge.cli:print_tasks_path", "print the folder to pass to lmms-eval --include_path"),
+    "demo": ("flex_judge.demo:main", "train a tiny judge on bundled data, then evaluate it on the bundled tasks"),
+    "make-tiny": ("flex_models.tiny:main", "build a random tiny Qwen2.5-VL / Qwen2.5-Omni checkpoint offline"),
+    "train": ("trainer.train:main", "SFT a judge from text-only reasoning data (accelerate)"),
+    "data": ("trainer.data_pipeline:main", "teacher trace generation / filtering -> train.jsonl"),
+    "lm-eval": ("flex_models.lm_eval_cli:main", "run lm-eval (text-only judging) with the flex model registered"),
+    "leaderboard": ("flex_judge.leaderboard:main", "collect lmms-eval runs of flex tasks into the paper's tables"),
+    "compare": ("flex_judge.compare:main", "per-item comparison of judges that ran the same flex tasks"),
+}
+
+
+def tasks_path() -> Path:
+    """The installed folder holding the flex task YAMLs."""
+    import yaml_tasks
+
+    return Path(yaml_tasks.__file__).resolve().parent
+
+
+def print_tasks_path(argv: list[str]) -> int:
+    if argv:
+        print(f"tasks-path takes no arguments, got {argv}", file=sys.stderr)
+        return 2
+    print(tasks_path())
+    return 0
+
+
+def run_lmms_eval(argv: list[str]) -> int:
+    """Run lmms-eval in a fresh interpreter (its CLI calls sys.exit and holds global state)."""
+    cmd = [sys.executable, "-m", "flex_judge.lmms_main", *argv]
+    return subprocess.call(cmd, env=os.environ.copy())
+
+
+def _resolve(target: str):
+    module, func = target.split(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(
+        prog="flex-judge",
+        description="Flex-Judge for lmms-eval: evaluate, train and compare multimodal LLM judges.",
+    )
+    parser.add_argument("command", choices=sorted(COMMANDS), help="; ".join(f"{k}: {v[1]}" for k, v in COMMANDS.items()))
+    if not argv or argv[0] in ("-h", "--help"):
+        parser.print_help()
+        return 0 if argv else 2
+    args = parser.parse_args(argv[:1])
+    rc = _resolve(COMMANDS[args.command][0])(argv[1:])
+    return int(rc or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
