@@ -1,0 +1,75 @@
+"""Which Qwen family a checkpoint is, read from its config.json (never from its name)."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+# model_type / architecture -> family
+_MODEL_TYPES = {"qwen2_5_vl": "vl", "qwen2_vl": "vl", "qwen2_5_omni": "omni"}
+_ARCHITECTURES = {
+    "Qwen2_5_VLForConditionalGeneration": "vl",
+    "Qwen2VLForConditionalGeneration": "vl",
+    "Qwen2_5OmniForConditionalGeneration": "omni",
+    "Qwen2_5OmniModel": "omni",
+}
+FAMILIES = ("vl", "omni")
+
+
+class CheckpointError(ValueError):
+    """`pretrained` cannot be found or is not a supported Flex-Judge family."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    pretrained: str  # what the user gave
+    config: dict
+    family: str  # "vl" | "omni"
+
+
+def read_config(pretrained: str) -> dict:
+    """config.json of a local dir or a hub id (hub cache first; offline -> clear error)."""
+    p = Path(pretrained).expanduser()
+    if p.is_dir():
+        cfg = p / "config.json"
+        if not cfg.is_file():
+            raise CheckpointError(f"model_args pretrained={pretrained!r}: directory has no config.json")
+        return json.loads(cfg.read_text())
+    looks_local = pretrained.startswith(("/", ".", "~")) or pretrained.count("/") > 1
+    if looks_local:
+        raise CheckpointError(f"model_args pretrained={pretrained!r}: no such checkpoint directory")
+    try:
+        from huggingface_hub import hf_hub_download
+
+        path = hf_hub_download(pretrained, "config.json")
+    except Exception as e:  # offline, unknown repo, gated, ...
+        raise CheckpointError(
+            f"model_args pretrained={pretrained!r}: not a local directory and its config.json could not be "
+            f"fetched from the hub ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). "
+            "Offline (HF_HUB_OFFLINE=1) the checkpoint must already be in the hub cache or be a local dir."
+        ) from None
+    return json.loads(Path(path).read_text())
+
+
+def family_of(config: dict, pretrained: str = "?") -> str:
+    mt = config.get("model_type")
+    if mt in _MODEL_TYPES:
+        return _MODEL_TYPES[mt]
+    for arch in config.get("architectures") or []:
+        if arch in _ARCHITECTURES:
+            return _ARCHITECTURES[arch]
+    if mt == "qwen2_5_omni_thinker":
+        raise CheckpointError(
+            f"model_args pretrained={pretrained!r} is a thinker-only Qwen2.5-Omni checkpoint; vLLM needs "
+            "the full Qwen2_5OmniForConditionalGeneration checkpoint (model_type qwen2_5_omni)"
+        )
+    raise CheckpointError(
+        f"model_args pretrained={pretrained!r}: model_type={mt!r}, architectures="
+        f"{config.get('architectures')!r} is not a supported family; supported model_type: "
+        f"{', '.join(sorted(_MODEL_TYPES))}"
+    )
+
+
+def load_checkpoint(pretrained: str) -> Checkpoint:
+    config = read_config(pretrained)
+    return Checkpoint(pretrained=pretrained, config=config, family=family_of(config, pretrained))
