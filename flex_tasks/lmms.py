@@ -1,0 +1,135 @@
+"""Thin lmms-eval adapters: the YAML hooks. All logic lives in protocol / data / prompts /
+parsing / reports; this module only wires them to lmms-eval's calling conventions.
+
+Every flex YAML loads a one-row stub (``{"flex_task": <task>}``); :func:`process_docs`
+replaces it with the real data, one doc per (item, run) (contract 2).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from flex_tasks import media, parsing, prompts, reports
+from flex_tasks.data import load_items
+from flex_tasks.protocol import TASKS, TaskSpec, bootstrap_iters, get
+from flex_tasks.metrics import DEFAULT_BOOTSTRAP_SEED
+
+
+def _spec(doc_or_ds) -> TaskSpec:
+    return get(doc_or_ds["flex_task"])
+
+
+def run_plan(spec: TaskSpec, n_items: int) -> list[tuple[int, bool]]:
+    """``[(run, swap) ...]`` for every run, per item: a list of length n_items x n_runs in
+    item-major order. VL-RewardBench run k: ``np.random.seed(k)``; swap item i when its
+    uniform draw is >= 0.5. MJ-Bench: odd runs show the images swapped."""
+    n = spec.n_runs()
+    if spec.order == "random_swap":
+        draws = [np.random.RandomState(k).uniform(size=n_items) for k in range(n)]
+        return [(k, bool(draws[k][i] >= 0.5)) for i in range(n_items) for k in range(n)]
+    if spec.order == "swap_odd_runs":
+        return [(k, k % 2 == 1) for _ in range(n_items) for k in range(n)]
+    return [(k, False) for _ in range(n_items) for k in range(n)]
+
+
+def expand(spec: TaskSpec, items: list[dict]) -> list[dict]:
+    plan = iter(run_plan(spec, len(items)))
+    docs = []
+    for item in items:
+        for _ in range(spec.n_runs()):
+            k, swap = next(plan)
+            doc = dict(item)
+            doc.update(flex_task=spec.task, flex_item=item["item"], flex_run=k, flex_seed=spec.seed(k),
+                       flex_swap=swap, flex_target=str(item["gold"]))
+            if spec.video:
+                doc["flex_video"] = dict(spec.video)
+            docs.append(doc)
+    return docs
+
+
+def process_docs(dataset):
+    import datasets
+
+    if "flex_task" not in dataset.column_names or len(dataset) == 0:
+        raise ValueError("flex task YAMLs must load a stub with a 'flex_task' column (see yaml_tasks/generate.py)")
+    spec = get(dataset[0]["flex_task"])
+    _, items = load_items(spec)
+    return datasets.Dataset.from_list(expand(spec, items))
+
+
+def doc_to_messages(doc, **_):
+    spec = _spec(doc)
+    return prompts.messages(spec, doc, media.resolve(spec, doc))
+
+
+def doc_to_visual(doc):
+    return media.resolve(_spec(doc), doc)
+
+
+def doc_to_text(doc):
+    """Simple-mode fallback: the user text with media placeholders removed."""
+    return "".join(t for kind, t in prompts.user_parts(_spec(doc), doc) if kind == "text")
+
+
+def doc_to_target(doc):
+    return doc["flex_target"]
+
+
+def make_record(spec: TaskSpec, doc: dict, text: str) -> dict:
+    """One per-(item, run) record: the parsed verdict, gold, and what the report needs."""
+    fn = parsing.PARSERS[spec.parser]
+    if spec.parser == "mj_pref":
+        p = fn(text, swapped=bool(doc["flex_swap"]))
+    elif spec.parser == "mllm_batch":
+        p = fn(text, n_answers=len(doc["answers"]))
+    elif spec.parser == "answer_float":
+        p = fn(text, spec.parser_default)
+    else:
+        p = fn(text)
+    pred = p.value
+    if spec.parser == "vlrb_better" and pred is not None and doc["flex_swap"]:
+        pred = 1 - pred  # presented order -> original response index
+    rec = {"task": spec.task, "item": doc["flex_item"], "run": int(doc["flex_run"]), "ok": bool(p.ok),
+           "how": p.how, "pred": pred, "gold": doc["gold"]}
+    for key in ("category", "dataset", "set", "system", "system_gt"):
+        if key in doc:
+            rec[key] = doc[key]
+    if not p.ok:
+        rec["raw"] = (text or "")[:300]
+    return rec
+
+
+def process_results(doc, results):
+    spec = _spec(doc)
+    rec = make_record(spec, doc, results[0] if results else "")
+    return {name: rec for name, _ in spec.metric_names()}
+
+
+# ------------------------------------------------------------------ aggregations
+_CACHE: list = []  # [(key, items, report)]: items kept alive so ids stay unique
+
+
+def report_for(items: list[dict]) -> dict:
+    key = tuple(id(r) for r in items)
+    for k, _, rep in _CACHE:
+        if k == key:
+            return rep
+    spec = get(items[0]["task"]) if items else None
+    if spec is None:
+        return {}
+    rep = getattr(reports, spec.report)(list(items), iters=bootstrap_iters(), seed=DEFAULT_BOOTSTRAP_SEED, **spec.report_kwargs)
+    _CACHE.append((key, items, rep))
+    del _CACHE[:-4]
+    return rep
+
+
+def _make_agg(metric: str):
+    def agg(items):
+        return report_for(items).get(metric, float("nan"))
+
+    agg.__name__ = f"agg_{metric}"
+    return agg
+
+
+ALL_METRICS = sorted({name for spec in TASKS.values() for name, _ in spec.metric_names()})
+for _m in ALL_METRICS:
+    globals()[f"agg_{_m}"] = _make_agg(_m)
