@@ -1,0 +1,175 @@
+"""Media decoding for the flex model: images, videos (frames at the doc's fps) and audio.
+
+Every loader takes `where` (e.g. "task nisqa doc 12") and raises MediaError naming it and the
+file, so a bad item fails before generation starts. Audio comes out mono float32 at 16 kHz
+(the rate Qwen2.5-Omni's Whisper feature extractor expects), resampled with
+scipy.signal.resample_poly.
+"""
+from __future__ import annotations
+
+import io
+import math
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+AUDIO_SR = 16000
+VIDEO_DEFAULTS = {"fps": 1.0, "max_pixels": 224 * 224, "min_frames": 2, "max_frames": 64}
+_FACTOR = 28  # Qwen2.5 patch 14 x spatial merge 2
+
+
+class MediaError(ValueError):
+    """A media item that is missing or cannot be decoded; names the document and the file."""
+
+
+def _describe(url) -> str:
+    if isinstance(url, (str, Path)):
+        return f"file {str(url)!r}"
+    if isinstance(url, dict) and url.get("path"):
+        return f"file {url['path']!r}"
+    return f"in-memory {type(url).__name__}"
+
+
+def _fail(kind: str, url, where: str, err: Exception | str):
+    at = f" ({where})" if where else ""
+    raise MediaError(f"cannot load {kind} {_describe(url)}{at}: {err}")
+
+
+def _check_path(kind: str, path, where: str) -> Path:
+    p = Path(path).expanduser()
+    if not p.is_file():
+        _fail(kind, str(path), where, "no such file")
+    return p
+
+
+# --------------------------------------------------------------------------- images
+def load_image(url, where: str = ""):
+    """PIL image (as given, converted to RGB), a path, raw bytes, or {'bytes'|'path': ...}."""
+    from PIL import Image
+
+    if isinstance(url, Image.Image):
+        return url if url.mode == "RGB" else url.convert("RGB")
+    try:
+        if isinstance(url, dict):
+            src = io.BytesIO(url["bytes"]) if url.get("bytes") else _check_path("image", url.get("path"), where)
+        elif isinstance(url, (bytes, bytearray)):
+            src = io.BytesIO(url)
+        elif isinstance(url, (str, Path)):
+            src = _check_path("image", url, where)
+        else:
+            _fail("image", url, where, f"unsupported type {type(url).__name__}")
+        with Image.open(src) as im:
+            return im.convert("RGB")
+    except MediaError:
+        raise
+    except Exception as e:
+        _fail("image", url, where, f"{type(e).__name__}: {e}")
+
+
+# --------------------------------------------------------------------------- audio
+def to_mono_16k(array, sr: int) -> np.ndarray:
+    """Any channel layout ((n,), (n, c) or (c, n) with c <= 8) and rate -> mono float32 16 kHz."""
+    a = np.asarray(array)
+    if a.dtype.kind in "iu":  # integer PCM -> [-1, 1]
+        a = a.astype(np.float32) / float(np.iinfo(a.dtype).max)
+    a = a.astype(np.float32, copy=False)
+    if a.ndim == 2:
+        a = a.mean(axis=1 if a.shape[1] <= 8 and a.shape[1] < a.shape[0] else 0)
+    elif a.ndim != 1:
+        raise ValueError(f"audio array has shape {a.shape}; expected 1-D or 2-D")
+    sr = int(sr)
+    if sr <= 0:
+        raise ValueError(f"sampling rate {sr} must be positive")
+    if sr != AUDIO_SR:
+        from scipy.signal import resample_poly
+
+        ratio = Fraction(AUDIO_SR, sr)
+        a = resample_poly(a, ratio.numerator, ratio.denominator).astype(np.float32)
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+def load_audio(url, where: str = "") -> np.ndarray:
+    """Path, bytes, (array, sr), or {'array', 'sampling_rate'} / {'path'|'bytes'} -> 16 kHz mono."""
+    try:
+        if isinstance(url, dict) and "array" in url:
+            if "sampling_rate" not in url:
+                _fail("audio", url, where, "dict has 'array' but no 'sampling_rate'")
+            arr, sr = url["array"], url["sampling_rate"]
+        elif isinstance(url, tuple) and len(url) == 2:
+            arr, sr = url
+        else:
+            import soundfile as sf
+
+            if isinstance(url, dict):
+                src = io.BytesIO(url["bytes"]) if url.get("bytes") else _check_path("audio", url.get("path"), where)
+            elif isinstance(url, (bytes, bytearray)):
+                src = io.BytesIO(url)
+            elif isinstance(url, (str, Path)):
+                src = _check_path("audio", url, where)
+            else:
+                _fail("audio", url, where, f"unsupported type {type(url).__name__}")
+            arr, sr = sf.read(src, dtype="float32", always_2d=False)
+        out = to_mono_16k(arr, sr)
+    except MediaError:
+        raise
+    except Exception as e:
+        _fail("audio", url, where, f"{type(e).__name__}: {e}")
+    if out.size == 0:
+        _fail("audio", url, where, "empty audio")
+    return out
+
+
+# --------------------------------------------------------------------------- video
+def fit_pixels(h: int, w: int, max_pixels: int, min_pixels: int = 4 * _FACTOR**2) -> tuple[int, int]:
+    """Height/width rounded to multiples of 28 with h*w within [min_pixels, max_pixels]."""
+    hh = max(_FACTOR, round(h / _FACTOR) * _FACTOR)
+    ww = max(_FACTOR, round(w / _FACTOR) * _FACTOR)
+    if hh * ww > max_pixels:
+        beta = math.sqrt(h * w / max_pixels)
+        hh = max(_FACTOR, math.floor(h / beta / _FACTOR) * _FACTOR)
+        ww = max(_FACTOR, math.floor(w / beta / _FACTOR) * _FACTOR)
+    elif hh * ww < min_pixels:
+        beta = math.sqrt(min_pixels / (h * w))
+        hh = math.ceil(h * beta / _FACTOR) * _FACTOR
+        ww = math.ceil(w * beta / _FACTOR) * _FACTOR
+    return hh, ww
+
+
+def sample_indices(total: int, native_fps: float, fps: float, min_frames: int = 2,
+                   max_frames: int = 64) -> list[int]:
+    """Frame indices at `fps`, an even count (Qwen's temporal patch is 2) within the limits."""
+    duration = total / native_fps if native_fps > 0 else total
+    n = int(round(duration * fps))
+    n = max(min_frames, min(max_frames, n, total if total >= min_frames else min_frames))
+    n = max(2, n - n % 2)
+    return [min(total - 1, int(i)) for i in np.linspace(0, max(total - 1, 0), n)]
+
+
+def load_video(url, where: str = "", fps: float | None = None, max_pixels: int | None = None):
+    """Video path -> (frames uint8 [T, H, W, 3], metadata dict) sampled at `fps` within max_pixels."""
+    import av
+    from PIL import Image
+
+    fps = float(fps or VIDEO_DEFAULTS["fps"])
+    max_pixels = int(max_pixels or VIDEO_DEFAULTS["max_pixels"])
+    path = url.get("path") if isinstance(url, dict) else url
+    if not isinstance(path, (str, Path)):
+        _fail("video", url, where, f"unsupported type {type(url).__name__}; pass a file path")
+    _check_path("video", path, where)
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+            native = float(stream.average_rate or stream.guessed_rate or 0) or 24.0
+    except Exception as e:
+        _fail("video", str(path), where, f"{type(e).__name__}: {e}")
+    if not frames:
+        _fail("video", str(path), where, "no frames decoded")
+    idx = sample_indices(len(frames), native, fps, VIDEO_DEFAULTS["min_frames"], VIDEO_DEFAULTS["max_frames"])
+    h, w = frames[0].shape[:2]
+    hh, ww = fit_pixels(h, w, max_pixels)
+    out = np.stack([np.asarray(Image.fromarray(frames[i]).resize((ww, hh), Image.BICUBIC)) for i in idx])
+    meta = {"fps": native, "total_num_frames": len(frames), "duration": len(frames) / native,
+            "frames_indices": idx, "video_backend": "pyav", "sampled_fps": fps}
+    return out, meta
