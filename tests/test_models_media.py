@@ -1,0 +1,100 @@
+"""Media decoding: audio resampling vs scipy, channel handling, errors that name doc and file."""
+import io
+
+import numpy as np
+import pytest
+import soundfile as sf
+from PIL import Image
+from scipy.signal import resample_poly
+
+from flex_models.media import (AUDIO_SR, MediaError, fit_pixels, load_audio, load_image, load_video,
+                               sample_indices, to_mono_16k)
+
+
+def sine(sr, seconds=1.0, hz=440.0):
+    t = np.arange(int(sr * seconds)) / sr
+    return np.sin(2 * np.pi * hz * t).astype(np.float32)
+
+
+@pytest.mark.parametrize("sr, up, down", [(44100, 160, 441), (22050, 320, 441), (8000, 2, 1), (48000, 1, 3)])
+def test_resampling_matches_scipy_and_keeps_the_tone(sr, up, down):
+    x = sine(sr)
+    y = load_audio({"array": x, "sampling_rate": sr})
+    assert y.dtype == np.float32 and len(y) == AUDIO_SR
+    np.testing.assert_allclose(y, resample_poly(x, up, down), atol=1e-6)
+    spectrum = np.abs(np.fft.rfft(y))
+    assert abs(np.argmax(spectrum) * AUDIO_SR / len(y) - 440.0) <= 1.0
+
+
+def test_16k_passthrough_and_stereo_downmix_and_int_pcm():
+    x = sine(AUDIO_SR)
+    np.testing.assert_array_equal(load_audio((x, AUDIO_SR)), x)
+    stereo = np.stack([x, np.zeros_like(x)], axis=1)  # (n, 2)
+    np.testing.assert_allclose(to_mono_16k(stereo, AUDIO_SR), x / 2, atol=1e-7)
+    np.testing.assert_allclose(to_mono_16k(stereo.T, AUDIO_SR), x / 2, atol=1e-7)  # (2, n)
+    pcm = (x * 32767).astype(np.int16)
+    np.testing.assert_allclose(to_mono_16k(pcm, AUDIO_SR), x, atol=1e-4)
+
+
+def test_audio_from_file_and_bytes(tmp_path):
+    x = sine(24000, 0.5)
+    path = tmp_path / "a.wav"
+    sf.write(path, np.stack([x, x], axis=1), 24000)
+    y = load_audio(str(path))
+    assert len(y) == 8000
+    buf = io.BytesIO()
+    sf.write(buf, x, 24000, format="WAV")
+    np.testing.assert_allclose(load_audio(buf.getvalue()), y, atol=1e-4)
+
+
+def test_missing_and_corrupt_media_name_doc_and_file(tmp_path):
+    where = "task flex_nisqa split test doc 5"
+    with pytest.raises(MediaError, match=r"audio file '/no/such.wav' \(task flex_nisqa split test doc 5\): no such file"):
+        load_audio("/no/such.wav", where)
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio at all")
+    with pytest.raises(MediaError, match=rf"audio file '{bad}' \({where}\)"):
+        load_audio(str(bad), where)
+    bad_img = tmp_path / "bad.png"
+    bad_img.write_bytes(b"\x89PNG broken")
+    with pytest.raises(MediaError, match=rf"image file '{bad_img}' \(doc 9\)"):
+        load_image(str(bad_img), "doc 9")
+    with pytest.raises(MediaError, match=r"video file '/no/clip.mp4' \(doc 2\): no such file"):
+        load_video("/no/clip.mp4", "doc 2")
+    with pytest.raises(MediaError, match="no 'sampling_rate'"):
+        load_audio({"array": np.zeros(10)}, "doc 1")
+
+
+def test_image_inputs():
+    im = Image.new("L", (20, 10), 128)
+    assert load_image(im).mode == "RGB"
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(buf, format="PNG")
+    assert load_image(buf.getvalue()).getpixel((0, 0)) == (1, 2, 3)
+    assert load_image({"bytes": buf.getvalue(), "path": None}).size == (8, 8)
+
+
+def test_video_frames_at_fps_within_max_pixels(tmp_path):
+    import av
+
+    path = tmp_path / "clip.mp4"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("mpeg4", rate=8)
+        s.width, s.height, s.pix_fmt = 320, 240, "yuv420p"
+        for i in range(32):  # 4 s at 8 fps
+            frame = np.full((240, 320, 3), i * 7 % 255, dtype=np.uint8)
+            for p in s.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    frames, meta = load_video(str(path), "doc 0", fps=1.0, max_pixels=224 * 224)
+    assert frames.shape[0] == 4 and frames.shape[0] % 2 == 0
+    h, w = frames.shape[1:3]
+    assert h * w <= 224 * 224 and h % 28 == 0 and w % 28 == 0
+    assert meta["total_num_frames"] == 32 and meta["sampled_fps"] == 1.0
+
+
+def test_pure_video_helpers():
+    assert fit_pixels(448, 448, 224 * 224) == (224, 224)
+    assert sample_indices(10, 10.0, 1.0) == [0, 9]  # 1 s at 1 fps -> padded up to 2 frames
+    assert len(sample_indices(300, 30.0, 1.0)) == 10
