@@ -2,8 +2,8 @@
 
 VL: Qwen2_5_VLForConditionalGeneration. Omni: Qwen2_5OmniThinkerForConditionalGeneration loaded
 from the full checkpoint (the full model's generate with audio output off crashes in 5.19).
-Requests that share sampling settings share a batch; sampled batches are seeded with the
-request seed (`torch.manual_seed`) right before `generate`.
+Greedy requests (and unseeded sampled ones with equal settings) share batches; a seeded
+sampled request runs alone, seeded with `torch.manual_seed(seed)` right before `generate`.
 """
 from __future__ import annotations
 
@@ -113,8 +113,13 @@ class HFBackend:
         groups: dict = {}
         for i, p in enumerate(prepared):
             groups.setdefault(p.spec.sampling_key(), []).append(i)
-        bs = max(1, self.args.batch_size)
-        batches = [idx[j:j + bs] for idx in groups.values() for j in range(0, len(idx), bs)]
+        batches = []
+        for key, idx in groups.items():
+            # A seeded sampled request runs alone so its sample depends only on its seed, not on
+            # its batch neighbours (rows of one batch draw from one RNG stream).
+            seeded = key[0] == "sample" and key[-1] is not None
+            bs = 1 if seeded else max(1, self.args.batch_size)
+            batches += [idx[j:j + bs] for j in range(0, len(idx), bs)]
         out: list = [None] * len(prepared)
         for idx in tqdm(batches, desc="flex (transformers)", disable=not progress):
             for i, res in zip(idx, self._generate_batch([prepared[i] for i in idx])):

@@ -5,7 +5,7 @@ import logging
 import os
 
 from flex_models.media import AUDIO_SR
-from flex_models.requests import Output, Prepared
+from flex_models.requests import Output, Prepared, cut_at_stop
 
 log = logging.getLogger("flex_models")
 
@@ -98,6 +98,7 @@ class VLLMBackend:
         self.kwargs = engine_kwargs(args, checkpoint.family)
         log.info("flex: building vLLM engine %s", self.kwargs)
         self.llm = LLM(**self.kwargs)
+        self.tokenizer = self.llm.get_tokenizer()
 
     def generate(self, prepared: list[Prepared], progress: bool = True) -> list[Output]:
         if not prepared:
@@ -106,7 +107,13 @@ class VLLMBackend:
         params = [sampling_params(p.spec) for p in prepared]
         results = self.llm.generate(prompts, params, use_tqdm=progress)  # one call for all requests
         return [
-            Output(texts=[o.text for o in r.outputs], token_ids=[list(o.token_ids) for o in r.outputs],
+            Output(texts=[self._text(o, p.spec) for o in r.outputs], token_ids=[list(o.token_ids) for o in r.outputs],
                    prompt_tokens=len(r.prompt_token_ids or []))
-            for r in results
+            for p, r in zip(prepared, results)
         ]
+
+    def _text(self, completion, spec) -> str:
+        """Full decode of the generated ids, then the stop cut: the same text the hf backend
+        gives (vLLM's incremental detokenizer holds back a trailing partial UTF-8 character)."""
+        text = self.tokenizer.decode(list(completion.token_ids), skip_special_tokens=True)
+        return cut_at_stop(text, spec.stop, spec.include_stop)
