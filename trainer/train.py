@@ -1,0 +1,303 @@
+"""Flex-Judge SFT with accelerate: text-only reasoning traces -> a multimodal judge.
+
+    python -m trainer --config trainer/configs/tiny_cpu.yaml [--key value ...]
+    accelerate launch --config_file trainer/configs/accelerate_1gpu.yaml -m trainer --config trainer/configs/flex_vl.yaml
+    python -m trainer --config ... --resume          # continue from output_dir/checkpoints/last
+
+main() parses the config, builds (data, model, optimizer), trains and saves:
+  output_dir/config.yaml        resolved config          output_dir/train_log.jsonl   one record per step
+  output_dir/checkpoints/step-N crash-safe train state   output_dir/loss.png          loss curve
+  output_dir/model/             the HF checkpoint (full Qwen2.5-VL, or full Qwen2.5-Omni with the
+                                trained thinker put back), tokenizer/processor files, flex_train_config.yaml
+
+Loss: sum of target-token cross-entropy over the whole accumulation window (all micro-batches,
+all ranks) divided by the number of target tokens in that window, so batch 4 x accum 1 ==
+batch 1 x accum 4 == 2 ranks x batch 2 x accum 1.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+
+from trainer import data as D
+from trainer import modeling as M
+from trainer.config import TrainConfig, config_dict, load_config, save_config
+
+
+def lr_factor(step: int, total: int, warmup: int, kind: str, min_ratio: float) -> float:
+    """Multiplier of the peak learning rate at optimizer step `step` (0-based); pure."""
+    if step < warmup:
+        return (step + 1) / warmup
+    if kind == "constant":
+        return 1.0
+    progress = (step - warmup) / max(1, total - warmup)
+    decay = 0.5 * (1 + math.cos(math.pi * progress)) if kind == "cosine" else 1 - progress
+    return min_ratio + (1 - min_ratio) * decay
+
+
+def build_optimizer(cfg: TrainConfig, lm: torch.nn.Module) -> torch.optim.Optimizer:
+    """AdamW over the trained module only; no weight decay on 1-D tensors (norms, biases)."""
+    params = [p for p in lm.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.weight_decay},
+              {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+    fused = {"fused": True} if params[0].is_cuda else {}
+    return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=tuple(cfg.adam_betas), eps=cfg.adam_eps, **fused)
+
+
+def peak_flops(cfg: TrainConfig) -> float:
+    if cfg.peak_tflops > 0:
+        return cfg.peak_tflops * 1e12
+    if torch.cuda.is_available() and "H100" in torch.cuda.get_device_name():
+        return 989e12  # H100 SXM dense bf16
+    return 0.0  # unknown: MFU is not reported
+
+
+def step_flops(text_cfg, mbs: list[list[D.Sample]]) -> float:
+    """Model FLOPs of one optimizer step (formula in modeling.flops_per_token)."""
+    total = 0.0
+    for mb in mbs:
+        for s in mb:
+            n = len(s.input_ids)
+            body, head = M.flops_per_token(text_cfg, (n + 1) / 2)
+            total += body * n + head * s.n_target
+    return total
+
+
+class Run:
+    """Everything one training run holds; `train()` is the loop."""
+
+    def __init__(self, cfg: TrainConfig, accelerator, full, lm, samples, text_cfg, family: str):
+        self.cfg, self.acc, self.full, self.samples, self.text_cfg, self.family = (
+            cfg, accelerator, full, samples, text_cfg, family)
+        self.out = Path(cfg.output_dir)
+        self.world, self.rank = accelerator.num_processes, accelerator.process_index
+        self.spe = D.steps_per_epoch(len(samples), cfg.per_device_batch, cfg.grad_accum, self.world)
+        self.total = cfg.max_steps if cfg.max_steps > 0 else cfg.epochs * self.spe
+        warmup = math.ceil(cfg.warmup_ratio * self.total)
+        optimizer = build_optimizer(cfg, lm)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: lr_factor(s, self.total, warmup, cfg.scheduler, cfg.min_lr_ratio))
+        # the scheduler is stepped by us once per optimizer step (not prepared: accelerate would
+        # step it once per process), and checkpointed with the rest of the state
+        self.lm, self.opt = accelerator.prepare(lm, optimizer)
+        accelerator.register_for_checkpointing(self.scheduler)
+        self.history: list[dict] = []
+        self.start = 0
+        self.peak = peak_flops(cfg)
+
+    # ---------------------------------------------------------------- one optimizer step
+    def train_step(self, step: int) -> dict:
+        cfg, acc = self.cfg, self.acc
+        epoch, k = divmod(step, self.spe)
+        order = D.epoch_order(len(self.samples), cfg.seed, epoch)
+        mbs = D.step_micro_batches(self.samples, order, k, cfg.per_device_batch, cfg.grad_accum, self.world)
+        n_target = sum(s.n_target for mb in mbs for s in mb)  # whole window, all ranks
+        mine = [mbs[a * self.world + self.rank] for a in range(cfg.grad_accum)]
+        t0 = time.perf_counter()
+        loss_sum = torch.zeros((), device=acc.device)
+        for a, mb in enumerate(mine):
+            b = D.pack(mb, dummy=self.samples[0])
+            sync = nullcontext() if a == cfg.grad_accum - 1 else acc.no_sync(self.lm)
+            with sync:
+                ce = self.lm(b["input_ids"].to(acc.device), b["targets"].to(acc.device),
+                             b["position_ids"].to(acc.device), b["cu_seqlens"].to(acc.device), b["max_seqlen"])
+                ce = ce * b["weight"]
+                # gradients are averaged over ranks, hence * world
+                acc.backward(ce * self.world / n_target)
+            loss_sum += ce.detach()
+        if cfg.max_grad_norm > 0:
+            grad_norm = acc.clip_grad_norm_(self.lm.parameters(), cfg.max_grad_norm)
+        else:
+            grad_norm = torch.nn.utils.get_total_norm([p.grad for p in self.lm.parameters() if p.grad is not None])
+        lr = self.scheduler.get_last_lr()[0]
+        self.opt.step()
+        self.scheduler.step()
+        self.opt.zero_grad(set_to_none=True)
+        loss = (acc.reduce(loss_sum, "sum") / n_target).item()
+        dt = time.perf_counter() - t0
+        tokens = sum(len(s.input_ids) for mb in mbs for s in mb)
+        rec = {"step": step + 1, "epoch": epoch, "loss": loss, "lr": lr, "grad_norm": float(grad_norm),
+               "tokens": tokens, "target_tokens": n_target, "step_s": dt, "tokens_per_s": tokens / dt}
+        if self.peak:
+            rec["mfu"] = step_flops(self.text_cfg, mbs) / dt / (self.peak * self.world)
+        return rec
+
+    # ---------------------------------------------------------------- the loop
+    def train(self) -> list[dict]:
+        cfg, acc = self.cfg, self.acc
+        from tqdm.auto import tqdm
+
+        log_path = self.out / "train_log.jsonl"
+        if acc.is_main_process:
+            self.out.mkdir(parents=True, exist_ok=True)
+            with open(log_path, "w") as f:  # rewritten from the checkpoint's history on resume
+                f.writelines(json.dumps(r) + "\n" for r in self.history)
+        bar = tqdm(total=self.total, initial=self.start, disable=not (acc.is_main_process and cfg.progress_bar),
+                   desc="train", dynamic_ncols=True)
+        self.lm.train()
+        for step in range(self.start, self.total):
+            rec = self.train_step(step)
+            self.history.append(rec)
+            if acc.is_main_process:
+                with open(log_path, "a") as f:
+                    f.write(json.dumps(rec) + "\n")
+            if acc.trackers:
+                acc.log({k: v for k, v in rec.items() if k != "step"}, step=rec["step"])
+            bar.update(1)
+            if (step + 1) % cfg.log_every == 0:
+                bar.set_postfix(loss=f"{rec['loss']:.4f}", lr=f"{rec['lr']:.2e}", tok_s=f"{rec['tokens_per_s']:.0f}")
+            if cfg.save_every and (step + 1) % cfg.save_every == 0 and step + 1 < self.total:
+                self.save_checkpoint(step + 1)
+        bar.close()
+        return self.history
+
+    # ---------------------------------------------------------------- crash-safe checkpoints
+    def save_checkpoint(self, step: int):
+        """Write to checkpoints/.tmp-step-N, fsync, rename to step-N, then point `last` at it."""
+        acc, ck = self.acc, self.out / "checkpoints"
+        tmp, final = ck / f".tmp-step-{step}", ck / f"step-{step}"
+        if acc.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        acc.wait_for_everyone()
+        acc.save_state(str(tmp), safe_serialization=False)
+        if acc.is_main_process:
+            (tmp / "meta.json").write_text(json.dumps({"step": step, "history": self.history}))
+            save_config(self.cfg, tmp / "config.yaml")
+            M.fsync_tree(tmp)
+            shutil.rmtree(final, ignore_errors=True)
+            os.rename(tmp, final)
+            pointer = ck / ".last.tmp"
+            pointer.write_text(final.name)
+            with open(pointer, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(pointer, ck / "last")
+            _fsync_dir(ck)
+            for old in sorted(ck.glob("step-*"), key=lambda p: int(p.name.split("-")[1]))[:-self.cfg.keep_checkpoints]:
+                shutil.rmtree(old)
+        acc.wait_for_everyone()
+
+    def load_checkpoint(self):
+        ck = self.out / "checkpoints"
+        if not (ck / "last").exists():
+            raise FileNotFoundError(f"--resume: no checkpoint under {ck} (no 'last' pointer)")
+        path = ck / (ck / "last").read_text().strip()
+        saved = load_config(str(path / "config.yaml"))
+        for key in ("train_file", "per_device_batch", "grad_accum", "seed", "max_length", "epochs", "max_steps"):
+            if getattr(saved, key) != getattr(self.cfg, key):
+                raise ValueError(f"--resume: config key '{key}' is {getattr(self.cfg, key)!r} but the checkpoint "
+                                 f"{path} was trained with {getattr(saved, key)!r}; the data order would differ")
+        self.acc.load_state(str(path))
+        meta = json.loads((path / "meta.json").read_text())
+        self.start, self.history = meta["step"], meta["history"]
+        self.acc.print(f"[resume] from {path} at step {self.start}")
+
+    # ---------------------------------------------------------------- export
+    def export(self) -> Path:
+        acc, cfg = self.acc, self.cfg
+        out = self.out / "model"
+        sharded = acc.distributed_type.name in ("FSDP", "DEEPSPEED")
+        state = acc.get_state_dict(self.lm) if sharded else None
+        if acc.is_main_process:
+            full = self.full
+            if sharded:  # the trained module is sharded: put the gathered weights in a fresh copy
+                full, _ = M.load_for_training(cfg.model, self.family, gradient_checkpointing=False)
+            M.export(full.cpu(), self.family, cfg.model, out, state)
+            save_config(cfg, out / "flex_train_config.yaml")
+        acc.wait_for_everyone()
+        return out
+
+
+def _fsync_dir(path: Path):
+    fd = os.open(path, os.O_RDONLY)
+    os.fsync(fd)
+    os.close(fd)
+
+
+def plot_loss(history: list[dict], path: Path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot([r["step"] for r in history], [r["loss"] for r in history], marker="o", ms=2)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("loss per target token")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def make_accelerator(cfg: TrainConfig):
+    import importlib.util
+
+    from accelerate import Accelerator
+
+    trackers = []
+    for t in cfg.trackers:
+        if importlib.util.find_spec("tensorboard" if t == "tensorboard" else "wandb") is None:
+            print(f"[trackers] {t} is not installed; logging to train_log.jsonl only", file=sys.stderr)
+        else:
+            trackers.append(t)
+    mp = "bf16" if cfg.precision == "bf16" else "no"
+    acc = Accelerator(mixed_precision=mp, log_with=trackers or None, project_dir=cfg.output_dir)
+    if trackers:
+        acc.init_trackers("flex-judge", config={k: str(v) for k, v in config_dict(cfg).items()})
+    return acc
+
+
+def run(cfg: TrainConfig) -> dict:
+    from accelerate.utils import set_seed
+    from transformers import AutoTokenizer
+
+    family = M.detect_family(cfg.model, cfg.family)  # config errors before any weights load
+    acc = make_accelerator(cfg)
+    set_seed(cfg.seed)
+    tokenizer = AutoTokenizer.from_pretrained(cfg.model)
+    samples = D.load_samples(cfg.train_file, tokenizer, cfg.max_length, cfg.bad_rows, cfg.append_eos, log=acc.print)
+    full, lm = M.load_for_training(cfg.model, family, cfg.attn_implementation,
+                                   gradient_checkpointing=cfg.gradient_checkpointing, chunk=cfg.loss_chunk_tokens)
+    run_ = Run(cfg, acc, full, lm, samples, full.config.get_text_config(), family)
+    if acc.is_main_process:
+        Path(cfg.output_dir).mkdir(parents=True, exist_ok=True)
+        save_config(cfg, Path(cfg.output_dir) / "config.yaml")
+    if cfg.resume:
+        run_.load_checkpoint()
+    acc.print(f"[train] {family}: {len(samples)} samples, {run_.spe} steps/epoch, {run_.total} steps, "
+              f"{sum(p.numel() for p in lm.parameters() if p.requires_grad):,} trained params, world {run_.world}")
+    history = run_.train()
+    model_dir = run_.export()
+    if acc.is_main_process and cfg.plot and history:
+        plot_loss(history, Path(cfg.output_dir) / "loss.png")
+    acc.end_training()
+    return {"history": history, "model_dir": str(model_dir), "family": family}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m trainer", description="Flex-Judge SFT (accelerate). Any config key can be "
+        "overridden as --key value; --resume continues from output_dir/checkpoints/last.")
+    parser.add_argument("--config", help="YAML with config keys (defaults: the Flex-Judge recipe)")
+    args, overrides = parser.parse_known_args(argv)
+    try:
+        cfg = load_config(args.config, overrides)
+        run(cfg)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
