@@ -87,6 +87,11 @@ def _coerce(key: str, value):
             value = yaml.safe_load(value)
         except yaml.YAMLError as e:
             raise ValueError(f"config key '{key}': cannot parse {value!r}: {e}") from None
+    if kind is float and isinstance(value, str):  # YAML 1.1 reads '2e-5' as a string
+        try:
+            value = float(value)
+        except ValueError:
+            pass
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
