@@ -1,0 +1,295 @@
+"""lmms-eval output folders of flex tasks -> :class:`Run` objects (results + per-item records).
+
+One *run* is one lmms-eval invocation: ``<output_path>/<model>/<date>_results.json`` plus, with
+``--log_samples``, ``<date>_samples_<task>.jsonl`` beside it. Per-item records are the dicts the
+flex tasks' ``process_results`` logs under every metric name (``flex_tasks.lmms.make_record``),
+keyed by (``item``, ``run``) = the doc's ``flex_item`` / ``flex_run``.
+
+Also here: the protocol check (does a run follow the paper's protocol for a task?), shared by
+``leaderboard`` and ``compare``.
+"""
+from __future__ import annotations
+
+import json
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Optional
+
+from flex_tasks.protocol import RUNS_ENV, TASKS, TaskSpec
+
+RESULTS_GLOB = "*_results.json"
+# results-file keys copied into a run's metadata when present (host info varies by version)
+META_KEYS = ("lmms_eval_version", "git_hash", "git_branch", "date", "model_name", "model_source",
+             "transformers_version", "pretty_env_info", "upper_git_hash", "total_evaluation_time_seconds",
+             "start_time", "end_time", "chat_template_sha", "system_instruction")
+
+
+class RunError(ValueError):
+    """An input that is not (or not a usable) lmms-eval output of flex tasks."""
+
+
+@dataclass
+class Run:
+    results_file: Path
+    data: dict = field(repr=False)
+    label: str = ""
+
+    # ------------------------------------------------------------ metadata
+    @property
+    def folder(self) -> Path:
+        return self.results_file.parent
+
+    @property
+    def date(self) -> str:
+        return self.results_file.name[: -len("_results.json")]
+
+    @property
+    def config(self) -> dict:
+        return self.data.get("config") or {}
+
+    @property
+    def model(self) -> str:
+        return str(self.config.get("model", "?"))
+
+    @property
+    def model_args(self) -> str:
+        ma = self.config.get("model_args", "")
+        return ma if isinstance(ma, str) else json.dumps(ma, sort_keys=True)
+
+    def model_arg(self, key: str) -> Optional[str]:
+        for part in self.model_args.split(","):
+            k, sep, v = part.partition("=")
+            if sep and k.strip() == key:
+                return v.strip()
+        return None
+
+    def default_label(self) -> str:
+        pretrained = self.model_arg("pretrained") or self.data.get("model_name") or ""
+        name = Path(pretrained.rstrip("/")).name if pretrained else ""
+        return f"{self.model}:{name}" if name else self.model
+
+    def metadata(self) -> dict:
+        meta = {"label": self.label, "results_file": str(self.results_file), "model": self.model,
+                "model_args": self.model_args, "limit": self.config.get("limit"),
+                "gen_kwargs": self.config.get("gen_kwargs"), "batch_size": self.config.get("batch_size"),
+                "device": self.config.get("device"), "random_seed": self.config.get("random_seed"),
+                "task_versions": {t: v for t, v in (self.data.get("versions") or {}).items() if t in TASKS}}
+        meta.update({k: self.data[k] for k in META_KEYS if k in self.data})
+        return meta
+
+    # ------------------------------------------------------------ tasks and metrics
+    @property
+    def tasks(self) -> list[str]:
+        return [t for t in (self.data.get("results") or {}) if t in TASKS]
+
+    def metric(self, task: str, name: str):
+        """A metric as written in the results file (``<name>,none``); None if absent."""
+        res = (self.data.get("results") or {}).get(task, {})
+        for key in (f"{name},none", name):
+            if key in res:
+                return res[key]
+        return None
+
+    def task_config(self, task: str) -> dict:
+        return (self.data.get("configs") or {}).get(task, {})
+
+    def n_samples(self, task: str) -> dict:
+        return (self.data.get("n-samples") or {}).get(task, {})
+
+    # ------------------------------------------------------------ per-item records
+    def samples_file(self, task: str) -> Path:
+        path = self.folder / f"{self.date}_samples_{task}.jsonl"
+        if not path.exists():
+            hits = sorted(self.folder.glob(f"*_samples_{task}.jsonl"))
+            if len(hits) == 1:
+                return hits[0]
+            raise RunError(f"{self.results_file}: no samples file for task {task} ({path.name}); "
+                           f"re-run lmms-eval with --log_samples")
+        return path
+
+    def records(self, task: str) -> list[dict]:
+        return self._records.get(task) or self._records.setdefault(task, load_records(self.samples_file(task), task))
+
+    @cached_property
+    def _records(self) -> dict:
+        return {}
+
+
+def _key_metric(spec: TaskSpec) -> str:
+    return spec.metric_names()[0][0]
+
+
+def load_records(path: Path, task: str) -> list[dict]:
+    """Per-(item, run) records of one samples jsonl, each with ``doc_id`` and the raw response
+    (``text``) added. Raises RunError when the lines are not flex-task records."""
+    spec = TASKS[task]
+    key = _key_metric(spec)
+    out = []
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise RunError(f"{path}:{n}: not JSON ({e})") from None
+            rec = row.get(key)
+            if not isinstance(rec, dict) or "item" not in rec or "run" not in rec:
+                raise RunError(f"{path}:{n}: no per-item flex record under metric {key!r}; "
+                               f"was this produced by the flex task {task} (flex_tasks.lmms.process_results)?")
+            rec = dict(rec)
+            resp = row.get("filtered_resps", row.get("resps"))
+            while isinstance(resp, list) and resp:
+                resp = resp[0]
+            rec["text"] = resp if isinstance(resp, str) else ""
+            rec["doc_id"] = row.get("doc_id")
+            out.append(rec)
+    seen = set()
+    for r in out:
+        k = (r["item"], int(r["run"]))
+        if k in seen:
+            raise RunError(f"{path}: item {r['item']!r} run {r['run']} appears twice")
+        seen.add(k)
+    return out
+
+
+# ---------------------------------------------------------------- discovery
+def find_results(path: Path) -> list[Path]:
+    """Results files of one argument: the file itself, or ``*_results.json`` in the folder or
+    one level below (lmms-eval writes ``<output_path>/<model>/``)."""
+    path = Path(path)
+    if path.is_file():
+        if not path.name.endswith("_results.json"):
+            raise RunError(f"{path}: not an lmms-eval results file (expected <date>_results.json)")
+        return [path]
+    if not path.is_dir():
+        raise RunError(f"{path}: no such file or folder")
+    hits = sorted(path.glob(RESULTS_GLOB)) or sorted(path.glob(f"*/{RESULTS_GLOB}"))
+    if not hits:
+        raise RunError(f"{path}: not an lmms-eval output folder (no {RESULTS_GLOB} in it or one level below)")
+    return hits
+
+
+def load_run(results_file: Path, label: str = "") -> Run:
+    try:
+        data = json.loads(Path(results_file).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise RunError(f"{results_file}: cannot read results JSON ({e})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
+        raise RunError(f"{results_file}: not an lmms-eval results file (no 'results' object)")
+    run = Run(Path(results_file), data)
+    if not run.tasks:
+        names = ", ".join(sorted(data["results"])) or "none"
+        raise RunError(f"{results_file}: no flex tasks in this run (tasks: {names}); "
+                       f"expected some of {', '.join(sorted(TASKS))}")
+    run.label = label or run.default_label()
+    return run
+
+
+def load_runs(paths, labels: Optional[list[str]] = None, one_per_path: bool = False) -> list[Run]:
+    files: list[Path] = []
+    for p in paths:
+        hits = find_results(Path(p))
+        if one_per_path and len(hits) > 1:
+            raise RunError(f"{p}: holds {len(hits)} results files ({', '.join(h.name for h in hits)}); "
+                           f"pass one results file (or its folder) per judge")
+        files.extend(hits)
+    if labels and len(labels) != len(files):
+        raise RunError(f"--labels gives {len(labels)} names for {len(files)} runs")
+    runs = [load_run(f, labels[i] if labels else "") for i, f in enumerate(files)]
+    seen: dict = {}
+    for r in runs:  # make labels unique
+        seen[r.label] = seen.get(r.label, 0) + 1
+        if seen[r.label] > 1:
+            r.label = f"{r.label}#{seen[r.label]}"
+    return runs
+
+
+# ---------------------------------------------------------------- protocol check
+def _num(v):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return v
+
+
+def _truthy(v) -> bool:
+    return str(v).strip().lower() in ("1", "true", "yes", "on")
+
+
+def protocol_deviations(run: Run, task: str) -> list[str]:
+    """How this run of ``task`` differs from the paper's protocol (empty = follows it)."""
+    spec = TASKS[task]
+    out = []
+    limit = run.config.get("limit")
+    if limit not in (None, "", 0):
+        out.append(f"--limit {limit}")
+    ns = run.n_samples(task)
+    if ns and ns.get("original") is not None and ns.get("effective") != ns.get("original"):
+        out.append(f"{ns.get('effective')} of {ns.get('original')} docs")
+    n_runs = run.metric(task, "n_runs")
+    want_runs = spec.runs if spec.multi_run else 1
+    if n_runs is not None and int(n_runs) != want_runs:
+        out.append(f"n_runs={int(n_runs)} (protocol {want_runs})")
+    got = dict(run.task_config(task).get("generation_kwargs") or {})
+    want = spec.generation_kwargs()
+    if "temperature" in got and not _truthy(got.get("do_sample", want["do_sample"])):
+        out.append("greedy decoding (do_sample=false; protocol samples)")
+    for k in ("temperature", "top_p"):
+        if k in got and _num(got[k]) != _num(want[k]):
+            out.append(f"{k}={got[k]} (protocol {want[k]})")
+    max_new = got.get("max_new_tokens", got.get("max_tokens"))
+    if max_new is not None and _num(max_new) != _num(want["max_new_tokens"]):
+        out.append(f"max_new_tokens={max_new} (protocol {want['max_new_tokens']})")
+    stops = got.get("until", got.get("stop")) or []
+    stops = [stops] if isinstance(stops, str) else list(stops)
+    if sorted(stops) != sorted(want.get("until", [])):
+        out.append(f"stop={stops} (protocol {want.get('until', [])})")
+    if got.get("seed") is not None:
+        out.append(f"seed={got['seed']} for every request (protocol: seed k for run k)")
+    for k in ("n", "num_return_sequences", "top_k"):
+        if got.get(k) not in (None, 0, 1, -1, "1"):
+            out.append(f"{k}={got[k]}")
+    return out
+
+
+@contextmanager
+def n_runs_env(n: int):
+    """Temporarily set FLEX_JUDGE_RUNS so flex_tasks' run plan matches a finished run."""
+    old = os.environ.get(RUNS_ENV)
+    os.environ[RUNS_ENV] = str(int(n))
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(RUNS_ENV, None)
+        else:
+            os.environ[RUNS_ENV] = old
+
+
+def swap_flags(task: str, records: list[dict]) -> dict:
+    """(item, run) -> whether the responses/images were shown in swapped order. Uses the
+    record's ``swap`` when logged, else replays flex_tasks' run plan (docs are item-major,
+    so item index = doc_id // n_runs)."""
+    spec = TASKS[task]
+    if spec.order is None:
+        return {}
+    if all("swap" in r for r in records):
+        return {(r["item"], int(r["run"])): bool(r["swap"]) for r in records}
+    from flex_tasks.lmms import run_plan
+
+    n_runs = max(int(r["run"]) for r in records) + 1
+    n_items = max(int(r["doc_id"]) for r in records) // n_runs + 1
+    with n_runs_env(n_runs):
+        plan = run_plan(spec, n_items)
+    out = {}
+    for r in records:
+        run, swap = plan[int(r["doc_id"])]
+        if run != int(r["run"]):
+            raise RunError(f"task {task}: cannot replay the order plan (doc {r['doc_id']} is run {r['run']}, "
+                           f"plan says {run}); was the run limited or sharded?")
+        out[(r["item"], int(r["run"]))] = swap
+    return out
