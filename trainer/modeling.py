@@ -46,6 +46,12 @@ def _varlen_attention(module, query, key, value, attention_mask, scaling=None, d
     if query.is_cuda:
         from torch.nn.attention.varlen import varlen_attn
 
+        if torch.is_autocast_enabled("cuda"):  # rotary output is fp32 under autocast; flash wants bf16
+            dt = torch.get_autocast_dtype("cuda")
+            q, k, v = q.to(dt), k.to(dt), v.to(dt)
+        if q.dtype not in (torch.float16, torch.bfloat16):
+            raise ValueError("attn_implementation 'varlen' needs bf16/fp16 (precision: bf16); use sdpa for fp32")
+
         params = inspect.signature(varlen_attn).parameters
         if "enable_gqa" not in params and k.shape[1] != q.shape[1]:
             rep = q.shape[1] // k.shape[1]
