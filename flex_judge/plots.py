@@ -1,0 +1,102 @@
+"""PNG plots for `flex-judge compare` (matplotlib, Agg backend; no display needed).
+
+Each function takes plain lists and a path, writes one PNG and returns the path.
+NaN values (undefined agreement / correlation) are drawn grey and annotated "n/a".
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Optional, Sequence
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _finite(v) -> bool:
+    return v is not None and isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def agreement_heatmap(rows: Sequence[str], cols: Sequence[str], values: Sequence[Sequence[Optional[float]]],
+                      path: Path, notes: Optional[Sequence[Sequence[str]]] = None,
+                      title: str = "judge agreement") -> Path:
+    """rows x cols cells in [0, 1] (e.g. tasks x judge pairs), each annotated with its value
+    and an optional note (e.g. Cohen's kappa)."""
+    import numpy as np
+
+    plt = _plt()
+    data = np.array([[v if _finite(v) else np.nan for v in r] for r in values], dtype=float)
+    fig, ax = plt.subplots(figsize=(2.2 + 1.8 * len(cols), 1.2 + 0.55 * len(rows)))
+    cmap = plt.get_cmap("viridis").copy()
+    cmap.set_bad("lightgrey")
+    im = ax.imshow(np.ma.masked_invalid(data), vmin=0, vmax=1, cmap=cmap, aspect="auto")
+    ax.set_xticks(range(len(cols)), labels=list(cols), rotation=20, ha="right", fontsize=8)
+    ax.set_yticks(range(len(rows)), labels=list(rows), fontsize=8)
+    for i in range(len(rows)):
+        for j in range(len(cols)):
+            v = data[i, j]
+            text = "n/a" if not np.isfinite(v) else f"{v:.2f}"
+            if notes is not None and notes[i][j]:
+                text += f"\n{notes[i][j]}"
+            ax.text(j, i, text, ha="center", va="center", fontsize=7,
+                    color="black" if not np.isfinite(v) or v > 0.5 else "white")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+def score_scatter(panels: Sequence[tuple[str, Sequence[float], Sequence[float]]], xlabel: str, ylabel: str,
+                  path: Path) -> Path:
+    """One panel per (title, x, y): judge A's score against judge B's on the same (item, run)."""
+    plt = _plt()
+    n = max(1, len(panels))
+    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.4), squeeze=False)
+    for ax, (title, x, y) in zip(axes[0], panels):
+        ax.scatter(x, y, s=14, alpha=0.6)
+        finite = [v for v in list(x) + list(y) if _finite(v)]
+        if finite:
+            lo, hi = min(finite), max(finite)
+            ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8, ls="--")
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel(xlabel, fontsize=8)
+        ax.set_ylabel(ylabel, fontsize=8)
+    if not panels:
+        axes[0][0].text(0.5, 0.5, "no score tasks", ha="center", va="center")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+def benchmark_bars(groups: Sequence[str], series: Sequence[str], values: Sequence[Sequence[Optional[float]]],
+                   cis: Sequence[Sequence[Optional[Sequence[float]]]], path: Path, ylabel: str = "headline metric") -> Path:
+    """Grouped bars: one group per benchmark (task/metric), one bar per judge, 95% CI whiskers.
+    ``values[g][s]`` and ``cis[g][s]`` = [lo, hi] or None."""
+    import numpy as np
+
+    plt = _plt()
+    width = 0.8 / max(1, len(series))
+    fig, ax = plt.subplots(figsize=(1.5 + 1.3 * len(groups) * max(1, len(series)) / 2, 3.8))
+    x = np.arange(len(groups))
+    for s, name in enumerate(series):
+        vals = np.array([values[g][s] if _finite(values[g][s]) else np.nan for g in range(len(groups))])
+        lo = [vals[g] - cis[g][s][0] if cis[g][s] and np.isfinite(vals[g]) else 0 for g in range(len(groups))]
+        hi = [cis[g][s][1] - vals[g] if cis[g][s] and np.isfinite(vals[g]) else 0 for g in range(len(groups))]
+        ax.bar(x + (s - (len(series) - 1) / 2) * width, np.nan_to_num(vals), width, label=name,
+               yerr=np.clip(np.array([lo, hi]), 0, None), capsize=3)
+    ax.set_xticks(x, labels=list(groups), rotation=25, ha="right", fontsize=7)
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
