@@ -51,6 +51,9 @@ def engine_kwargs(args, family: str) -> dict:
     kw.update({k: v for k, v in optional.items() if v is not None})
     if on_cpu():
         kw.setdefault("kv_cache_memory_bytes", CPU_KV_CACHE_BYTES)
+        # vLLM's CPU sampler cannot rewind a seeded generator after a partial (chunked) prefill
+        # ("CPU Generator does not use offset"): schedule whole prompts on CPU.
+        kw.setdefault("enable_chunked_prefill", False)
         if "enforce_eager" not in args.explicit():
             kw["enforce_eager"] = True  # CPU torch.compile warm-up costs ~40 s per engine
     else:
