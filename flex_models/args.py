@@ -57,6 +57,11 @@ class FlexArgs:
     def explicit(self) -> set[str]:
         return getattr(self, "_explicit", set())
 
+    @property
+    def max_new_tokens_cap(self) -> int | None:
+        """max_new_tokens given in model_args caps every request; the default only fills gaps."""
+        return self.max_new_tokens if "max_new_tokens" in self.explicit() else None
+
 
 ARG_NAMES = tuple(f.name for f in fields(FlexArgs))
 _DEFAULTS = FlexArgs()

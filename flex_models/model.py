@@ -94,7 +94,8 @@ class FlexJudge(lmms):
                 h = {k: v for k, v in h.items() if k in ("fps", "max_pixels")}
                 decoded.append(cache.get(kind, url, where, h))
             media[kind] = decoded
-        spec = build_spec(gen_kwargs, self.args.max_new_tokens, doc.get("flex_seed"), self.args.seed, where)
+        spec = build_spec(gen_kwargs, self.args.max_new_tokens, doc.get("flex_seed"), self.args.seed, where,
+                          cap_max_new_tokens=self.args.max_new_tokens_cap)
         return Prepared(prompt=r.prompt, media=media, spec=spec, where=where)
 
     def _prepare_all(self, requests) -> list[Prepared]:

@@ -61,7 +61,9 @@ def _stops(v) -> tuple[str, ...]:
 
 
 def build_spec(gen_kwargs: dict | None, default_max_new_tokens: int, doc_seed=None,
-               default_seed: int | None = None, where: str = "") -> GenSpec:
+               default_seed: int | None = None, where: str = "", cap_max_new_tokens: int | None = None) -> GenSpec:
+    """gen_kwargs -> GenSpec. `cap_max_new_tokens` (model_args max_new_tokens given explicitly)
+    caps the task's max_new_tokens, so a smoke run with max_new_tokens=8 stays short."""
     g = dict(gen_kwargs or {})
     at = f" ({where})" if where else ""
     for k in g:
@@ -73,6 +75,8 @@ def build_spec(gen_kwargs: dict | None, default_max_new_tokens: int, doc_seed=No
     try:
         max_new = g.get("max_new_tokens", g.get("max_tokens"))
         max_new = int(max_new) if max_new is not None else default_max_new_tokens
+        if cap_max_new_tokens is not None:
+            max_new = min(max_new, cap_max_new_tokens)
         temperature = float(g.get("temperature") or 0.0)
         top_p = float(g["top_p"]) if g.get("top_p") is not None else 1.0
         top_k = int(g["top_k"]) if g.get("top_k") not in (None, 0) else -1

@@ -46,6 +46,10 @@ class HFBackend:
         self.model = cls.from_pretrained(args.pretrained, **kw).eval()
         if not args.device_map:
             device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+            if device.startswith("cuda") and not torch.cuda.is_available():
+                # lm-eval passes --device cuda by default; on a CPU-only machine run on CPU
+                log.warning("flex: device=%s requested but CUDA is not available; using cpu", device)
+                device = "cpu"
             self.model.to(device)
         self.device = next(self.model.parameters()).device
         self.processor = AutoProcessor.from_pretrained(args.pretrained, trust_remote_code=args.trust_remote_code)
