@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 
 from flex_models.media import AUDIO_SR
 from flex_models.requests import Output, Prepared, cut_at_stop
@@ -106,14 +107,19 @@ class VLLMBackend:
     def generate(self, prepared: list[Prepared], progress: bool = True) -> list[Output]:
         if not prepared:
             return []
+        t0 = time.perf_counter()
         prompts = [vllm_prompt(p) for p in prepared]
         params = [sampling_params(p.spec) for p in prepared]
+        t1 = time.perf_counter()
         results = self.llm.generate(prompts, params, use_tqdm=progress)  # one call for all requests
-        return [
+        t2 = time.perf_counter()
+        outputs = [
             Output(texts=[self._text(o, p.spec) for o in r.outputs], token_ids=[list(o.token_ids) for o in r.outputs],
                    prompt_tokens=len(r.prompt_token_ids or []))
             for p, r in zip(prepared, results)
         ]
+        self.last_timing = {"build_s": t1 - t0, "engine_s": t2 - t1, "post_s": time.perf_counter() - t2}
+        return outputs
 
     def _text(self, completion, spec) -> str:
         """Full decode of the generated ids, then the stop cut: the same text the hf backend

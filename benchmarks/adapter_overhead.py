@@ -1,0 +1,140 @@
+"""Adapter overhead of the `flex` model: time outside the engine vs time in `LLM.generate`.
+
+64 VL-RewardBench-shaped requests (protocol system prompt, a 448x448 PIL image, question and two
+answers; 8 distinct images, each judged by 8 requests as in multi-run protocols) go through the
+REAL lmms-eval path: `FlexJudge.generate_until` on lmms-eval `Instance`s with a task_dict, tiny
+VL checkpoint, vLLM CPU engine, greedy, max_new_tokens 32.
+
+adapter = rendering + media decoding + sampling settings (model.prepare) + building the vLLM
+prompts/params + decoding outputs; engine = the single `LLM.generate` call (it includes the HF
+image processor that vLLM runs itself). The engine is warmed up once first.
+
+usage: python benchmarks/adapter_overhead.py [--requests 64] [--out benchmarks/adapter_overhead_results.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+TASK, SPLIT = "bench_vlrb", "test"
+
+
+def make_docs(n: int, n_images: int = 8, png_dir: Path | None = None):
+    """Docs with PIL images (as tasks pass them) or, with png_dir, PNG file paths to decode."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.RandomState(0)
+    images = [Image.fromarray((rng.rand(448, 448, 3) * 255).astype("uint8")) for _ in range(n_images)]
+    if png_dir is not None:
+        paths = []
+        for k, im in enumerate(images):
+            im.save(png_dir / f"img{k}.png")
+            paths.append(str(png_dir / f"img{k}.png"))
+        images = paths
+    return [{"image": images[i % n_images], "query": f"What is shown in picture {i % n_images}?",
+             "answer1": "A cat sitting on a red sofa next to a window. " * 3,
+             "answer2": "A dog lying on a blue carpet in a dark room. " * 3, "flex_seed": i % 5}
+            for i in range(n)]
+
+
+def _messages_fn():
+    spec = json.loads((Path(__file__).resolve().parents[1] / "flex_tasks" / "protocols.json").read_text())
+    system = spec["vl_rewardbench"]["system"]
+
+    def fn(doc):
+        text = (f"\n\n[Question]\n{doc['query']}\n\n[Assistant 1's Answer]\n{doc['answer1']}\n\n"
+                f"[Assistant 2's Answer]\n{doc['answer2']}")
+        return [{"role": "system", "content": [{"type": "text", "text": system}]},
+                {"role": "user", "content": [{"type": "image", "url": doc["image"]}, {"type": "text", "text": text}]}]
+
+    return fn
+
+
+def instances(n: int, gen_kwargs: dict):
+    from lmms_eval.api.instance import Instance
+
+    fn = _messages_fn()
+    return [Instance(request_type="generate_until", arguments=("", fn, dict(gen_kwargs), i, TASK, SPLIT), idx=0,
+                     metadata={"task": TASK, "doc_id": i, "repeats": 1}) for i in range(n)]
+
+
+def machine() -> dict:
+    import torch
+    import vllm
+
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
+            "vllm": vllm.__version__, "platform": platform.platform(), "loadavg_1m_at_end": load[0] if load else None}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--requests", type=int, default=64)
+    ap.add_argument("--max-new-tokens", type=int, default=32)
+    ap.add_argument("--checkpoint", help="tiny VL checkpoint dir (default: build one in a temp dir)")
+    ap.add_argument("--out", default=str(Path(__file__).with_name("adapter_overhead_results.json")))
+    args = ap.parse_args(argv)
+
+    from flex_models.model import FlexJudge
+    from flex_models.tiny import make_tiny
+
+    tmp = tempfile.TemporaryDirectory()
+    ckpt = args.checkpoint or str(make_tiny("vl", Path(tmp.name) / "vl"))
+    t = time.perf_counter()
+    model = FlexJudge(pretrained=ckpt, backend="vllm", dtype="float32")
+    build_s = time.perf_counter() - t
+    gen = {"max_new_tokens": args.max_new_tokens, "temperature": 0, "until": []}
+    model.task_dict = {TASK: {SPLIT: make_docs(4)}}
+    model.generate_until(instances(4, gen))  # warm-up (first-call allocations, processor caches)
+
+    scenarios = {}
+    for name, png_dir in (("pil_images", None), ("png_paths", Path(tmp.name))):
+        model.task_dict = {TASK: {SPLIT: make_docs(args.requests, png_dir=png_dir)}}
+        model.timing = {"prepare_s": 0.0, "engine_s": 0.0, "requests": 0}
+        t = time.perf_counter()
+        results = model.generate_until(instances(args.requests, gen))
+        wall = time.perf_counter() - t
+        bt = model.backend.last_timing
+        prepare = model.timing["prepare_s"]
+        adapter = prepare + bt["build_s"] + bt["post_s"]
+        scenarios[name] = {
+            "generated_tokens": sum(r.token_counts.output_tokens for r in results), "wall_s": round(wall, 4),
+            "adapter_s": round(adapter, 4), "adapter_prepare_s": round(prepare, 4),
+            "adapter_build_vllm_inputs_s": round(bt["build_s"], 4),
+            "adapter_decode_outputs_s": round(bt["post_s"], 4), "engine_s": round(bt["engine_s"], 4),
+            "adapter_share_of_wall": round(adapter / wall, 4),
+            "adapter_ms_per_request": round(1000 * adapter / args.requests, 3),
+        }
+        print(f"{name}: adapter {adapter:.3f} s = {100 * adapter / wall:.2f}% of {wall:.2f} s wall "
+              f"(engine {bt['engine_s']:.2f} s); target < 5%", file=sys.stderr)
+    report = {
+        "requests": args.requests, "max_new_tokens": args.max_new_tokens, "distinct_images": 8,
+        "image_size": [448, 448], "engine_build_s": round(build_s, 3), "target_share": 0.05,
+        "scenarios": scenarios, "machine": machine(), "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "note": "the machine is shared (see loadavg); engine time is inflated by contention, adapter time less so",
+    }
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
