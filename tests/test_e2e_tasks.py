@@ -1,0 +1,160 @@
+"""Every flex task end to end through the real `lmms-eval` CLI with the tiny checkpoints on
+the bundled fixtures: all vision tasks in one invocation, all audio tasks in another, each
+twice to show that fixed seeds reproduce (results and generated texts).
+
+Engine: the transformers backend by default (FLEX_E2E_BACKEND=vllm switches; on this CPU
+machine the vLLM backend currently fails on video inputs and, intermittently, on seeded
+sampling inside vLLM's CPU runner: flex_models issues, not task issues). A random tiny model rarely writes
+a parsable answer, so most outputs take the protocol fallback: the tests check the plumbing
+(every metric in the results file, counts, parse-failure accounting against an independent
+regex, reproducibility); the metric arithmetic itself is tested in tests/test_metrics*.py.
+"""
+import glob
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+REPO = Path(__file__).resolve().parents[1]
+LMMS_EVAL = str(Path(sys.executable).with_name("lmms-eval"))
+BACKEND = os.environ.get("FLEX_E2E_BACKEND", "hf")
+VISION_RUNS = 2  # FLEX_JUDGE_RUNS: keeps majority votes / medians / swaps meaningful, fits CI
+
+HEAD = {
+    "flex_vl_rewardbench": ["overall_acc", "macro_acc"],
+    "flex_mj_bench_alignment": ["acc_w_tie", "acc_wo_tie"],
+    "flex_mj_bench_safety": ["acc_w_tie", "acc_wo_tie"],
+    "flex_mj_bench_quality": ["acc_w_tie", "acc_wo_tie"],
+    "flex_genai_bench_image": ["acc_mean", "acc_majority"],
+    "flex_genai_bench_editing": ["acc_mean", "acc_majority"],
+    "flex_genai_bench_video": ["acc_mean", "acc_majority"],
+    "flex_mllm_judge_score": ["pearson"],
+    "flex_mllm_judge_pair": ["acc_w_tie", "acc_wo_tie"],
+    "flex_mllm_judge_batch": ["levenshtein"],
+    "flex_nisqa": ["lcc", "srcc", "mse"],
+    "flex_bvcc": ["lcc", "srcc", "mse", "sys_lcc", "sys_srcc", "sys_mse"],
+    "flex_somos": ["lcc", "srcc", "mse", "sys_lcc", "sys_srcc", "sys_mse"],
+    "flex_voxsim": ["lcc", "srcc"],
+}
+EXTRA = {
+    "flex_vl_rewardbench": ["general_acc", "hallucination_acc", "reasoning_acc"],
+    "flex_nisqa": [f"{m}_{s}" for s in ("for", "livetalk", "p501") for m in ("lcc", "srcc", "mse")],
+}
+COMMON = ["n_items", "n_runs", "parse_failures", "parse_failure_rate", "bootstrap_seed", "breakdown"]
+ITEMS = {"flex_vl_rewardbench": 6, "flex_mj_bench_alignment": 4, "flex_mj_bench_safety": 4, "flex_mj_bench_quality": 4,
+         "flex_genai_bench_image": 4, "flex_genai_bench_editing": 4, "flex_genai_bench_video": 3,
+         "flex_mllm_judge_score": 5, "flex_mllm_judge_pair": 4, "flex_mllm_judge_batch": 3,
+         "flex_nisqa": 9, "flex_bvcc": 6, "flex_somos": 6, "flex_voxsim": 4}
+VISION = [t for t in HEAD if not t.startswith(("flex_nisqa", "flex_bvcc", "flex_somos", "flex_voxsim"))]
+AUDIO = ["flex_nisqa", "flex_bvcc", "flex_somos", "flex_voxsim"]
+
+PAIR = re.compile(r"<answer>(\d+)</answer>")
+FLOAT = re.compile(r"<answer>(\d+\.?\d*)</answer>")
+VERDICT = re.compile(r"<answer>(\[\[.*?\]\])</answer>")
+
+
+def independent_ok(task: str, text: str) -> bool:
+    if task.startswith(("flex_vl_", "flex_mj_")) or task == "flex_mllm_judge_pair":
+        return len(PAIR.findall(text)) >= 2
+    if task == "flex_mllm_judge_score":
+        return len(PAIR.findall(text)) >= 1
+    if task.startswith("flex_genai"):
+        return VERDICT.search(text) is not None
+    return FLOAT.search(text) is not None
+
+
+def run_cli(model_dir: Path, group: str, tasks: list[str], backend: str, out: Path, runs: int) -> tuple[dict, dict]:
+    env = dict(os.environ, FLEX_JUDGE_DATA="fixtures", FLEX_JUDGE_RUNS=str(runs), HF_HUB_OFFLINE="1",
+               HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    cmd = [LMMS_EVAL, "--model", "flex", "--model_args", f"pretrained={model_dir},backend={backend}",
+           "--tasks", group, "--include_path", str(REPO / "yaml_tasks"),
+           "--gen_kwargs", "max_new_tokens=16", "--output_path", str(out), "--log_samples"]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    found = glob.glob(str(out / "**" / "*_results.json"), recursive=True)
+    assert found, f"no results file (the CLI exits 0 on errors):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    results = json.loads(Path(found[0]).read_text())
+    samples = {}
+    for t in tasks:
+        [path] = glob.glob(str(out / "**" / f"*_samples_{t}.jsonl"), recursive=True)
+        samples[t] = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    return results, samples
+
+
+@pytest.fixture(scope="module")
+def vision(tiny_vl, tmp_path_factory):
+    base = tmp_path_factory.mktemp("e2e_vision")
+    return [run_cli(tiny_vl, "flex_vision", VISION, BACKEND, base / f"run{i}", VISION_RUNS) for i in range(2)]
+
+
+@pytest.fixture(scope="module")
+def audio(tiny_omni, tmp_path_factory):
+    base = tmp_path_factory.mktemp("e2e_audio")
+    return [run_cli(tiny_omni, "flex_audio", AUDIO, BACKEND, base / f"run{i}", 1) for i in range(2)]
+
+
+def _check(task: str, results: dict, samples: dict, runs: int):
+    res = results["results"][task]
+    names = HEAD[task] + EXTRA.get(task, []) + [f"{m}_ci95" for m in HEAD[task]] + COMMON
+    missing = [m for m in names if f"{m},none" not in res]
+    assert not missing, f"{task}: metrics missing from the results file: {missing}"
+    for m in HEAD[task] + EXTRA.get(task, []):
+        v = res[f"{m},none"]
+        assert isinstance(v, float) or v is None, (task, m, v)
+        if isinstance(v, float) and not math.isnan(v):
+            assert -1.0 <= v <= 1.0 or "mse" in m, (task, m, v)
+    for m in HEAD[task]:
+        ci = res[f"{m}_ci95,none"]
+        assert isinstance(ci, list) and len(ci) == 2
+    assert res["n_runs,none"] == runs
+    assert res["n_items,none"] == ITEMS[task]
+    assert res["bootstrap_seed,none"] == 1234
+    rows = samples[task]
+    assert len(rows) == ITEMS[task] * runs
+    if task != "flex_mllm_judge_batch":
+        fails = sum(not independent_ok(task, r["filtered_resps"] if isinstance(r["filtered_resps"], str) else r["filtered_resps"][0]) for r in rows)
+        assert res["parse_failures,none"] == fails
+    else:
+        assert 0 <= res["parse_failures,none"] <= len(rows)
+    assert res["parse_failure_rate,none"] == pytest.approx(res["parse_failures,none"] / len(rows))
+    assert results["configs"][task]["reasoning_tags"] == "none"
+
+
+@pytest.mark.parametrize("task", VISION)
+def test_vision_task_end_to_end(vision, task):
+    results, samples = vision[0]
+    runs = VISION_RUNS
+    _check(task, results, samples, runs)
+
+
+@pytest.mark.parametrize("task", AUDIO)
+def test_audio_task_end_to_end(audio, task):
+    results, samples = audio[0]
+    _check(task, results, samples, 1)
+
+
+def test_groups_in_results(vision, audio):
+    vsub = vision[0][0]["group_subtasks"]
+    assert set(vsub) >= {"flex_vision", "flex_mllm_judge", "flex_mj_bench", "flex_genai_bench"}
+    assert set(audio[0][0]["group_subtasks"]["flex_audio"]) == set(AUDIO)
+    assert set(vsub["flex_genai_bench"]) == {"flex_genai_bench_image", "flex_genai_bench_editing", "flex_genai_bench_video"}
+
+
+def _strip(results: dict) -> dict:
+    return results["results"]
+
+
+def _texts(samples: dict) -> dict:
+    return {t: [(r["doc_id"], r["filtered_resps"]) for r in rows] for t, rows in samples.items()}
+
+
+@pytest.mark.parametrize("which", ["vision", "audio"])
+def test_fixed_seeds_reproduce(which, request):
+    (r1, s1), (r2, s2) = request.getfixturevalue(which)
+    assert _texts(s1) == _texts(s2), "generated texts differ between two seeded runs"
+    assert json.dumps(_strip(r1), sort_keys=True) == json.dumps(_strip(r2), sort_keys=True)
