@@ -1,0 +1,332 @@
+"""One measurement per process (`python benchmarks/inference_gpu.py _worker SPEC.json`).
+
+Each worker reads a spec, runs, and writes a result JSON with absolute wall-clock timestamps
+(time.time()) so the orchestrator can measure from the moment it launched the process.
+  raw   vLLM alone: `LLM(**flex's engine kwargs)`, one `generate` over the same rendered prompts +
+        images the flex model builds; then a run without per-request seeds and a prefill-only run
+        (on other docs, so prefix / multimodal caches do not help them).
+  lmms  lmms-eval end to end: the `flex` model through the project's CLI forwarder, or the peer
+        `qwen2_5_vl` through lmms-eval's Python API (one model load, several batch sizes).
+  hw    HBM copy bandwidth and a bf16 matmul rate on this GPU.
+  ckpt  build the benchmark checkpoint (random weights for 7b).
+Probes only observe: they time calls and count tokens; the one change is that a `use_tqdm=True`
+passed to `vllm.LLM.generate` gets a tqdm subclass that records when the first request finished.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+TASK_DIR = HERE / "task"
+TASK = "flexbench_vlrb_synth"
+
+
+# ----------------------------------------------------------------------------- probes
+class Probe:
+    """Timestamps of wrapped calls: {name: [{start, end, ...}]}."""
+
+    def __init__(self):
+        self.calls: dict[str, list] = {}
+        self.first_done: float | None = None
+
+    def wrap(self, owner, attr: str, name: str, count=None):
+        orig = getattr(owner, attr)
+        probe = self
+
+        def wrapper(*args, **kwargs):
+            rec = {"start": time.time()}
+            probe.calls.setdefault(name, []).append(rec)
+            out = orig(*args, **kwargs)
+            rec["end"] = time.time()
+            if count is not None:
+                try:
+                    rec.update(count(args, kwargs, out))
+                except Exception as e:  # a probe must never break the run
+                    rec["count_error"] = repr(e)
+            return out
+
+        wrapper.__wrapped__ = orig
+        setattr(owner, attr, wrapper)
+
+    def tqdm_class(self):
+        from tqdm import tqdm
+
+        probe = self
+
+        class FirstDone(tqdm):
+            def update(self, n=1):
+                if n and probe.first_done is None and "render" not in str(self.desc).lower():
+                    probe.first_done = time.time()
+                return super().update(n)
+
+        return FirstDone
+
+
+def _vllm_counts(args, kwargs, out):
+    toks = sum(len(c.token_ids) for r in out for c in r.outputs)
+    prompt = [len(r.prompt_token_ids or []) for r in out]
+    return {"requests": len(out), "out_tokens": toks,
+            "prompt_tokens_mean": sum(prompt) / max(len(prompt), 1)}
+
+
+def _hf_counts(args, kwargs, out):
+    seqs = out.sequences if hasattr(out, "sequences") else out
+    ids = kwargs.get("input_ids")
+    new = seqs.shape[1] - (ids.shape[1] if ids is not None else 0)
+    return {"requests": int(seqs.shape[0]), "out_tokens": int(seqs.shape[0] * new),
+            "prompt_tokens_mean": float(ids.shape[1]) if ids is not None else None}
+
+
+def _versions() -> dict:
+    import importlib.metadata as md
+
+    out = {}
+    for name in ("vllm", "torch", "transformers", "lmms_eval", "flex-judge"):
+        try:
+            out[name] = md.version(name)
+        except Exception:
+            mod = sys.modules.get(name.replace("-", "_"))
+            out[name] = getattr(mod, "__version__", None)
+    return out
+
+
+# ----------------------------------------------------------------------------- raw vLLM
+def _requests(n: int, first: int, spec: dict):
+    sys.path.insert(0, str(TASK_DIR))
+    import utils  # the task's own doc builder
+    from flex_models.render import render
+
+    docs = utils.make_docs(n + first, words=spec["words"], image=spec["image"])[first:]
+    reqs = []
+    for d in docs:
+        r = render(utils.doc_to_messages(d), "vl")
+        assert r.prompt == utils.render_prompt(d), "flex render differs from the benchmark's prompt"
+        reqs.append({"prompt": r.prompt, "multi_modal_data": {"image": list(r.media["image"])}})
+    return reqs
+
+
+def run_raw(spec: dict) -> dict:
+    from flex_models.args import parse_args
+    from flex_models.backends import vllm_backend as vb
+
+    if vb.on_cpu():
+        for k, v in vb.CPU_ENV.items():
+            os.environ.setdefault(k, v)
+    t_import = time.time()
+    from vllm import LLM, SamplingParams
+
+    probe = Probe()
+    kwargs = vb.engine_kwargs(parse_args(dict(spec["model_args"])), "vl")
+    res = {"engine_kwargs": {k: v for k, v in kwargs.items()}, "events": {"import_start": t_import}}
+    t0 = time.time()
+    llm = LLM(**kwargs)
+    res["events"].update(init_start=t0, init_end=time.time())
+    try:
+        cc = llm.llm_engine.vllm_config
+        res["engine"] = {"max_num_seqs": cc.scheduler_config.max_num_seqs,
+                         "max_num_batched_tokens": cc.scheduler_config.max_num_batched_tokens,
+                         "num_gpu_blocks": cc.cache_config.num_gpu_blocks,
+                         "block_size": cc.cache_config.block_size,
+                         "prefix_caching": cc.cache_config.enable_prefix_caching}
+    except Exception as e:
+        res["engine"] = {"error": repr(e)}
+    n, T = spec["n"], spec["max_tokens"]
+    base = dict(temperature=spec["temperature"], top_p=spec["top_p"], top_k=-1, ignore_eos=True,
+                skip_special_tokens=True)
+    runs = [("main", 0, dict(base, max_tokens=T, seed=spec["seed"])),  # what flex sends (+ ignore_eos)
+            ("no_seed", n, dict(base, max_tokens=T, seed=None)),
+            ("prefill_only", 2 * n, dict(base, max_tokens=1, seed=None))]
+    res["runs"] = {}
+    for name, first, sp in runs:
+        if name not in spec.get("raw_runs", [r[0] for r in runs]):
+            continue
+        reqs = _requests(n, first, spec)
+        probe.first_done = None
+        t_sub = time.time()
+        outs = llm.generate(reqs, SamplingParams(**sp), use_tqdm=probe.tqdm_class())
+        t_end = time.time()
+        c = _vllm_counts(None, None, outs)
+        res["runs"][name] = {"submit": t_sub, "end": t_end, "first_done": probe.first_done or t_end,
+                             "sampling": {k: v for k, v in sp.items()}, **c}
+    res["versions"] = _versions()
+    return res
+
+
+# ----------------------------------------------------------------------------- lmms-eval
+def _install_probes(probe: Probe, model: str):
+    import lmms_eval.evaluator as ev
+
+    probe.wrap(ev, "evaluate", "evaluate")
+    if model == "flex":
+        import vllm
+
+        from flex_models.model import FlexJudge
+
+        orig = vllm.LLM.generate
+        rec_cls = probe.tqdm_class()
+
+        def generate(self, *args, **kwargs):
+            if kwargs.get("use_tqdm", True) is True:
+                kwargs["use_tqdm"] = rec_cls  # same bar, plus the first-finished timestamp
+            return orig(self, *args, **kwargs)
+
+        vllm.LLM.generate = generate
+        probe.wrap(vllm.LLM, "generate", "engine_generate", _vllm_counts)
+        probe.wrap(FlexJudge, "generate_until", "model_generate_until")
+        probe.wrap(FlexJudge, "_prepare_all", "flex_prepare")
+    else:
+        from transformers.generation.utils import GenerationMixin
+
+        probe.wrap(GenerationMixin, "generate", "engine_generate", _hf_counts)
+
+
+def run_lmms(spec: dict) -> dict:
+    os.environ["FLEXBENCH_WORDS"] = str(spec["words"])
+    os.environ["FLEXBENCH_IMAGE"] = str(spec["image"])
+    t_import = time.time()
+    probe = Probe()
+    res = {"events": {"import_start": t_import}, "runs": []}
+    model = spec["model"]
+    if model == "flex":
+        os.environ["FLEXBENCH_N"] = str(spec["n"])
+        _install_probes(probe, model)
+        from flex_judge.lmms_main import main as lmms_main
+
+        argv = ["--model", "flex", "--model_args", spec["model_args_str"], "--tasks", TASK,
+                "--include_path", str(TASK_DIR), "--gen_kwargs", f"max_new_tokens={spec['max_tokens']}",
+                "--output_path", str(Path(spec["workdir"]) / "lmms-flex"), "--verbosity", "WARNING"]
+        t0 = time.time()
+        lmms_main(argv)
+        res["runs"].append(_lmms_run(probe, t0, time.time(), spec["n"], batch_size=None))
+    else:
+        os.environ["FLEXBENCH_N"] = str(max(n for _, n in spec["peer_runs"]))
+        _install_probes(probe, model)
+        from lmms_eval.evaluator import simple_evaluate
+        from lmms_eval.models import get_model
+        from lmms_eval.tasks import TaskManager
+
+        t0 = time.time()
+        lm = get_model(model).create_from_arg_string(spec["model_args_str"], {"batch_size": 1, "device": spec["device"]})
+        res["events"].update(init_start=t0, init_end=time.time())
+        for bs, n in spec["peer_runs"]:
+            lm.batch_size_per_gpu = int(bs)
+            probe.calls.clear()
+            t1 = time.time()
+            try:
+                simple_evaluate(model=lm, tasks=[TASK], limit=n, batch_size=bs,
+                                task_manager=TaskManager("WARNING", include_path=str(TASK_DIR), include_defaults=False),
+                                gen_kwargs=f"max_new_tokens={spec['max_tokens']}")
+                res["runs"].append(_lmms_run(probe, t1, time.time(), n, batch_size=bs))
+            except Exception as e:  # e.g. out of memory at a large batch: keep the smaller ones
+                res["runs"].append({"batch_size": bs, "n": n, "ok": False, "error": repr(e)[:500]})
+            _free_cuda()
+            _write(spec, dict(res, ok=True, partial=True, versions=_versions()))  # survives a timeout
+    res["versions"] = _versions()
+    return res
+
+
+def _free_cuda():
+    try:
+        import gc
+
+        import torch
+
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except Exception:
+        pass
+
+
+def _lmms_run(probe: Probe, t0: float, t1: float, n: int, batch_size) -> dict:
+    ev = probe.calls.get("evaluate", [{}])
+    gens = probe.calls.get("engine_generate", [])
+    run = {"ok": bool(gens), "n": n, "batch_size": batch_size, "start": t0, "end": t1,
+           "evaluate_start": ev[0].get("start"), "evaluate_end": ev[-1].get("end"),
+           "engine_calls": len(gens), "engine_s": sum(g["end"] - g["start"] for g in gens if "end" in g),
+           "first_engine_start": gens[0]["start"] if gens else None,
+           "first_engine_end": gens[0].get("end") if gens else None,
+           "out_tokens": sum(g.get("out_tokens", 0) for g in gens),
+           "requests": sum(g.get("requests", 0) for g in gens),
+           "first_done": probe.first_done}
+    prompt = [g["prompt_tokens_mean"] for g in gens if g.get("prompt_tokens_mean")]
+    run["prompt_tokens_mean"] = sum(prompt) / len(prompt) if prompt else None
+    for key in ("model_generate_until", "flex_prepare"):
+        calls = probe.calls.get(key, [])
+        run[f"{key}_s"] = sum(c["end"] - c["start"] for c in calls if "end" in c) if calls else None
+    if not gens:
+        run["error"] = "no engine call was seen (did the model or task fail to load? see the log)"
+    return run
+
+
+# ----------------------------------------------------------------------------- hw, ckpt
+def run_hw(spec: dict) -> dict:
+    import torch
+
+    if not torch.cuda.is_available():
+        return {"skipped": "no CUDA device"}
+    dev = torch.device("cuda")
+    x = torch.empty(2 * 2**30, dtype=torch.uint8, device=dev)
+    x.random_(0, 255)
+    y = torch.empty_like(x)
+    for _ in range(3):
+        y.copy_(x)
+    torch.cuda.synchronize()
+    ev0, ev1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    reps = 20
+    ev0.record()
+    for _ in range(reps):
+        y.copy_(x)
+    ev1.record()
+    torch.cuda.synchronize()
+    bw = 2 * x.numel() * reps / (ev0.elapsed_time(ev1) / 1e3)
+    del x, y
+    a = torch.randn(8192, 8192, dtype=torch.bfloat16, device=dev)
+    b = torch.randn(8192, 8192, dtype=torch.bfloat16, device=dev)
+    for _ in range(3):
+        a @ b
+    torch.cuda.synchronize()
+    ev0.record()
+    for _ in range(10):
+        a @ b
+    ev1.record()
+    torch.cuda.synchronize()
+    tflops = 2 * 8192**3 * 10 / (ev0.elapsed_time(ev1) / 1e3)
+    return {"gpu": torch.cuda.get_device_name(0), "hbm_copy_bytes_per_s": bw, "bf16_matmul_flops": tflops,
+            "total_memory_bytes": torch.cuda.get_device_properties(0).total_memory}
+
+
+def run_ckpt(spec: dict) -> dict:
+    sys.path.insert(0, str(HERE))
+    import checkpoint
+
+    t0 = time.time()
+    d = checkpoint.build(spec["kind"], Path(spec["root"]), weights=spec.get("weights", True))
+    marker = json.loads((d / checkpoint.MARKER).read_text())
+    return {"path": str(d), "build_s": time.time() - t0, **marker}
+
+
+def _write(spec: dict, res: dict) -> None:
+    res = dict(res, worker_end=time.time())
+    Path(spec["result_path"]).write_text(json.dumps(res, indent=1, default=str) + "\n")
+
+
+WORKERS = {"raw": run_raw, "lmms": run_lmms, "hw": run_hw, "ckpt": run_ckpt}
+
+
+def main(spec_path: str) -> int:
+    spec = json.loads(Path(spec_path).read_text())
+    try:
+        res = WORKERS[spec["worker"]](spec)
+        res["ok"] = res.get("ok", True)
+    except BaseException as e:  # report, never hide
+        res = {"ok": False, "error": f"{type(e).__name__}: {e}"[:2000], "traceback": traceback.format_exc()[-4000:]}
+    _write(spec, res)
+    sys.stdout.flush()
+    os._exit(0)  # skip slow interpreter / engine teardown; the result is written
