@@ -1,0 +1,139 @@
+"""Leaderboard on real lmms-eval output folders (tiny checkpoint, bundled fixtures): every table
+value and CI equals the results file, deviations from the protocol are flagged, paper rows are
+protocols.json's, and bad inputs get clear errors."""
+import csv
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from flex_judge import leaderboard as LB
+from flex_judge.runs import Run, RunError, find_results, load_run, load_runs, protocol_deviations
+from flex_tasks.protocol import TASKS, protocols
+from test_leaderboard_fixtures import make_runs
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="session")
+def runs(tiny_vl):
+    return make_runs(tiny_vl)
+
+
+def _results(folder: Path) -> dict:
+    return json.loads(find_results(folder)[0].read_text())
+
+
+def test_table_values_equal_results_files(runs):
+    board = LB.build(load_runs([runs["a"], runs["b"]]))
+    checked = 0
+    for sec_def in LB.SECTIONS:
+        sec = next((s for s in board["sections"] if s["key"] == sec_def.key), None)
+        for row in (sec or {"rows": []})["rows"]:
+            if row["kind"] != "run":
+                continue
+            res = json.loads(Path(row["run"]).read_text())["results"]
+            for col, cell in row["cells"].items():
+                if cell.get("derived"):
+                    continue
+                raw = res[cell["task"]][f"{cell['metric']},none"]
+                if raw is None or (isinstance(raw, float) and math.isnan(raw)):
+                    assert cell["value"] is None
+                else:
+                    assert cell["value"] == pytest.approx(raw * sec_def.scale, abs=1e-12)
+                ci = res[cell["task"]].get(f"{cell['metric']}_ci95,none")
+                if isinstance(ci, list) and all(isinstance(x, (int, float)) and math.isfinite(x) for x in ci):
+                    assert cell["ci95"] == pytest.approx([x * sec_def.scale for x in ci])
+                assert cell["parse_failure_rate"] == res[cell["task"]]["parse_failure_rate,none"]
+                checked += 1
+    assert checked >= 10
+    keys = [s["key"] for s in board["sections"]]
+    assert keys == ["mllm_as_a_judge_avg", "vl_rewardbench", "mj_bench", "genai_bench"]
+    genai = next(s for s in board["sections"] if s["key"] == "genai_bench")
+    assert {r["label"] for r in genai["rows"] if r["kind"] == "run"} == {"flex:vl", "flex:vl_majority"}
+    meta = {m["label"]: m for m in board["runs"]}
+    assert meta["flex:vl"]["model"] == "flex" and "backend=vllm" in meta["flex:vl"]["model_args"]
+    assert meta["qwen2_5_vl:vl"]["limit"] == 6 and meta["flex:vl"]["lmms_eval_version"]
+
+
+def test_runs_off_protocol_are_flagged_not_mixed(runs):
+    board = LB.build(load_runs([runs["a"], runs["b"]]))
+    mj = next(s for s in board["sections"] if s["key"] == "mj_bench")
+    rows = {r["label"]: r for r in mj["rows"]}
+    assert rows["flex:vl"]["flagged"] and rows["qwen2_5_vl:vl"]["flagged"]
+    a, b = " ".join(rows["flex:vl"]["deviations"]), " ".join(rows["qwen2_5_vl:vl"]["deviations"])
+    assert "greedy decoding" in a and "max_new_tokens=16 (protocol 4096)" in a and "--limit" not in a
+    assert "--limit 6" in b and "6 of 8 docs" in b
+    vl = next(s for s in board["sections"] if s["key"] == "vl_rewardbench")
+    assert any("n_runs=2 (protocol 5)" in d for d in vl["rows"][0]["deviations"])
+    md = LB.to_markdown(board)
+    assert "| flex:vl † |" in md and "Not the paper's protocol" in md
+    assert "Flex-VL-7B (paper)" in md
+
+
+def test_paper_rows_are_protocols_json():
+    paper = protocols()["paper_results_v4"]
+    board_rows = {s.key: LB._paper_rows(s) for s in LB.SECTIONS}
+    for key, rows in board_rows.items():
+        table = paper[key]
+        for row in rows:
+            name = row["label"].removesuffix(" (paper)")
+            for col, v in zip(table["columns"], table[name]):
+                cell = row["cells"][col]
+                assert (cell["value"], cell["value2"]) == tuple(v) if isinstance(v, list) else cell["value"] == v
+
+
+def test_protocol_faithful_run_is_not_flagged():
+    spec = TASKS["flex_vl_rewardbench"]
+    data = {"config": {"model": "flex", "model_args": "pretrained=x", "limit": None},
+            "results": {spec.task: {"n_runs,none": spec.runs, "overall_acc,none": 0.5}},
+            "configs": {spec.task: {"generation_kwargs": spec.generation_kwargs()}},
+            "n-samples": {spec.task: {"original": 10, "effective": 10}}}
+    run = Run(Path("x_results.json"), data, "ok")
+    assert protocol_deviations(run, spec.task) == []
+    data["configs"][spec.task]["generation_kwargs"] = dict(spec.generation_kwargs(), seed=3, top_p=0.9)
+    assert {d.split("=")[0] for d in protocol_deviations(run, spec.task)} == {"top_p", "seed"}
+
+
+def test_cli_writes_md_csv_json(runs, tmp_path, capsys):
+    rc = LB.main([str(runs["a"]), str(runs["b"]), "--out", str(tmp_path), "--labels", "flexA,qwenB"])
+    assert rc == 0
+    md = (tmp_path / "leaderboard.md").read_text()
+    assert "flexA †" in md and "qwenB †" in md and md == capsys.readouterr().out.rstrip("\n") + "\n"
+    rows = list(csv.DictReader(open(tmp_path / "leaderboard.csv")))
+    res = _results(runs["a"])["results"]
+    got = next(r for r in rows if r["label"] == "flexA" and r["column"] == "pair_w_tie")
+    assert float(got["value"]) == pytest.approx(res["flex_mllm_judge_pair"]["acc_w_tie,none"])
+    assert got["flagged"] == "True" and got["ci95_lo"] != ""
+    board = json.loads((tmp_path / "leaderboard.json").read_text())
+    assert [r["label"] for r in board["runs"]] == ["flexA", "qwenB"]
+    rc = LB.main([str(runs["a"]), "--out", str(tmp_path / "x"), "--exclude-flagged", "--no-paper"])
+    assert rc == 0 and "flex:vl" not in (tmp_path / "x" / "leaderboard.md").read_text().split("## Runs")[0]
+
+
+def test_not_a_run_folder(tmp_path, capsys):
+    assert LB.main([str(tmp_path)]) == 2
+    assert "not an lmms-eval output folder" in capsys.readouterr().err
+    bad = tmp_path / "m" / "20260101_000000_results.json"
+    bad.parent.mkdir()
+    bad.write_text(json.dumps({"results": {"mme": {"acc,none": 1.0}}}))
+    with pytest.raises(RunError, match="no flex tasks in this run"):
+        load_run(bad)
+    bad.write_text("{not json")
+    with pytest.raises(RunError, match="cannot read results JSON"):
+        load_run(bad)
+    with pytest.raises(RunError, match="no such file or folder"):
+        find_results(tmp_path / "missing")
+
+
+def test_run_without_samples_is_clear(runs, tmp_path):
+    import shutil
+
+    shutil.copytree(runs["a"], tmp_path / "a")
+    for f in (tmp_path / "a").glob("*/*_samples_flex_vl_rewardbench.jsonl"):
+        f.unlink()
+    run = load_runs([tmp_path / "a"])[0]
+    assert LB.build([run])["sections"]  # the table needs only the results file
+    with pytest.raises(RunError, match="--log_samples"):
+        run.records("flex_vl_rewardbench")
