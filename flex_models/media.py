@@ -173,3 +173,9 @@ def load_video(url, where: str = "", fps: float | None = None, max_pixels: int |
     meta = {"fps": native, "total_num_frames": len(frames), "duration": len(frames) / native,
             "frames_indices": idx, "video_backend": "pyav", "sampled_fps": fps}
     return out, meta
+
+
+def video_metadata(meta: dict) -> dict:
+    """The fields of transformers' VideoMetadata (what vLLM and the HF processors read)."""
+    keys = ("total_num_frames", "fps", "duration", "frames_indices", "video_backend")
+    return {k: meta[k] for k in keys if k in meta}

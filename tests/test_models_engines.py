@@ -94,3 +94,29 @@ def test_n_samples(vl_models):
     for m in vl_models.values():
         out = run(m, [vl_messages(0)], {"temperature": 1.0, "n": 3, "seed": 7})[0]
         assert len(out.texts) == 3 and len(set(map(tuple, out.token_ids))) > 1
+
+
+def write_clip(path, frames=32, rate=8):
+    import av
+
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("mpeg4", rate=rate)
+        s.width, s.height, s.pix_fmt = 320, 240, "yuv420p"
+        for i in range(frames):
+            rgb = np.full((240, 320, 3), i * 7 % 255, dtype=np.uint8)
+            for p in s.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return str(path)
+
+
+def test_vl_video_at_doc_fps_agrees(vl_models, tmp_path):
+    clip = write_clip(tmp_path / "clip.mp4")  # 4 s at 8 fps
+    msgs = [SYSTEM + [{"role": "user", "content": [{"type": "video", "url": clip}, {"type": "text", "text": "rate"}]}]]
+    docs = [{"flex_video": {"fps": 1.0, "max_pixels": 224 * 224}}]
+    out = {be: run(m, msgs, docs=docs)[0] for be, m in vl_models.items()}
+    assert out["vllm"].token_ids == out["hf"].token_ids
+    assert out["vllm"].prompt_tokens == out["hf"].prompt_tokens
+    docs2 = [{"flex_video": {"fps": 2.0, "max_pixels": 224 * 224}}]  # twice the frames, more tokens
+    assert run(vl_models["vllm"], msgs, docs=docs2)[0].prompt_tokens > out["vllm"].prompt_tokens

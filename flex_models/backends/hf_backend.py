@@ -11,6 +11,7 @@ import logging
 
 from tqdm import tqdm
 
+from flex_models.media import video_metadata
 from flex_models.requests import Output, Prepared, cut_at_stop
 
 log = logging.getLogger("flex_models")
@@ -75,9 +76,8 @@ class HFBackend:
             kw["images"] = images
         if videos:
             kw["videos"] = [frames for frames, _ in videos]
-            kw["video_metadata"] = [
-                {"total_num_frames": m["total_num_frames"], "fps": m["fps"], "duration": m["duration"],
-                 "frames_indices": m["frames_indices"]} for _, m in videos]
+            kw["video_metadata"] = [video_metadata(m) for _, m in videos]
+            kw["do_sample_frames"] = False  # frames were sampled at the protocol fps already
         if audio:
             kw["audio"] = audio
         inputs = self.processor(text=[p.prompt for p in batch], padding=True, return_tensors="pt", **kw)

@@ -5,7 +5,7 @@ import logging
 import os
 import time
 
-from flex_models.media import AUDIO_SR
+from flex_models.media import AUDIO_SR, video_metadata
 from flex_models.requests import Output, Prepared, cut_at_stop
 
 log = logging.getLogger("flex_models")
@@ -81,9 +81,8 @@ def vllm_prompt(p: Prepared) -> dict:
     if p.media.get("audio"):
         mm["audio"] = [(a, AUDIO_SR) for a in p.media["audio"]]  # already 16 kHz
     if p.media.get("video"):
-        mm["video"] = [frames for frames, _ in p.media["video"]]
-        fps = [meta["sampled_fps"] for _, meta in p.media["video"]]
-        item["mm_processor_kwargs"] = {"fps": fps if len(fps) > 1 else fps[0]}
+        # frames already sampled at the protocol fps; metadata lets the processor time them
+        mm["video"] = [(frames, video_metadata(meta)) for frames, meta in p.media["video"]]
     if mm:
         item["multi_modal_data"] = mm
     return item
