@@ -280,7 +280,8 @@ def run(cfg: TrainConfig) -> dict:
     model_dir = run_.export()
     if acc.is_main_process and cfg.plot and history:
         plot_loss(history, Path(cfg.output_dir) / "loss.png")
-    acc.end_training()
+    for tracker in acc.trackers:  # not acc.end_training(): that also destroys the process group,
+        tracker.finish()          # which may belong to someone else (an in-process vLLM engine)
     return {"history": history, "model_dir": str(model_dir), "family": family}
 
 
