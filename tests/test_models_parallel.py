@@ -30,3 +30,23 @@ def test_gpu_groups_follow_cuda_visible_devices(monkeypatch):
     with pytest.raises(ValueError, match="needs 8 GPUs"):
         _gpu_groups(4, 2)
 
+
+
+@pytest.mark.e2e
+def test_two_cpu_workers_match_one_engine(tiny_vl):
+    """The real data-parallel path (2 worker processes, one vLLM CPU engine each) on CPU."""
+    import numpy as np
+    from PIL import Image
+
+    from flex_models.model import FlexJudge
+
+    def msgs(s):
+        im = Image.fromarray((np.random.RandomState(s).rand(56, 56, 3) * 255).astype("uint8"))
+        return [{"role": "user", "content": [{"type": "image", "url": im}, {"type": "text", "text": f"q{s}"}]}]
+
+    dp = FlexJudge(pretrained=str(tiny_vl), backend="vllm", dtype="float32", max_new_tokens=8, data_parallel_size=2)
+    assert dp.backend is None  # no engine in the parent process
+    prepared = [dp.prepare(msgs(s), where=f"doc {s}") for s in range(5)]
+    merged = dp.generate_prepared(prepared, progress=False)
+    single = FlexJudge(pretrained=str(tiny_vl), backend="vllm", dtype="float32", max_new_tokens=8)
+    assert [o.token_ids for o in merged] == [o.token_ids for o in single.generate_prepared(prepared, progress=False)]
