@@ -62,6 +62,7 @@ class JudgeRequest:
     spec: TaskSpec
     doc: dict
     messages: list
+    gen_kwargs: dict = field(default_factory=dict)  # per-request overrides (over the judge's)
 
 
 def task_name(protocol: str, allowed: Sequence[str]) -> str:
@@ -103,14 +104,14 @@ def build_messages(spec: TaskSpec, doc: dict, media: Sequence) -> list:
     any number of media there; templates with several need exactly that many."""
     parts = prompts.user_parts(spec, doc)
     slots = [i for i, (k, _) in enumerate(parts) if k != "text"]
+    if (len(slots) > 1 and len(media) not in (0, len(slots))) or (not slots and media):
+        raise JudgeInputError(f"{spec.task}: the protocol template has {len(slots)} media slots, got {len(media)} media")
     loaded = [_load(spec, m) for m in media]
     if not loaded:
         parts = [p for p in parts if p[0] == "text"]
     elif len(slots) == 1:
         i = slots[0]
         parts = parts[:i] + [(k, "") for k, _ in loaded] + parts[i + 1:]
-    elif len(slots) != len(loaded):
-        raise JudgeInputError(f"{spec.task}: the protocol template has {len(slots)} media slots, got {len(loaded)} media")
     else:
         it = iter(loaded)
         parts = [(next(it)[0], t) if k != "text" else (k, t) for k, t in parts]
@@ -143,44 +144,52 @@ class Judge:
         return cls(FlexJudge(pretrained=str(path), backend=backend, **model_args), gen_kwargs)
 
     # ------------------------------------------------------------ requests
-    def request(self, task: str, fields: dict, media: Sequence = (), *, run: int = 0, swap: bool = False) -> JudgeRequest:
+    def request(self, task: str, fields: dict, media: Sequence = (), *, run: int = 0, swap: bool = False,
+                gen_kwargs: Optional[dict] = None) -> JudgeRequest:
+        """One request of flex task ``task``: ``fields`` fill the protocol template, ``media``
+        its media slots; run k samples with the protocol's seed for run k."""
         spec = TASKS[task]
         doc = dict(fields, flex_task=task, flex_item=fields.get("flex_item", "api"), flex_run=run,
                    flex_seed=spec.seed(run), flex_swap=swap, gold=None)
         if spec.video:
             doc["flex_video"] = dict(spec.video)
-        return JudgeRequest(spec, doc, build_messages(spec, doc, list(media)))
+        return JudgeRequest(spec, doc, build_messages(spec, doc, list(media)), dict(gen_kwargs or {}))
 
     def compare_request(self, question: str, response_a: str, response_b: str, images: Sequence = (), *,
-                        protocol: str = "vl_rewardbench", run: int = 0) -> JudgeRequest:
+                        protocol: str = "vl_rewardbench", run: int = 0, gen_kwargs: Optional[dict] = None) -> JudgeRequest:
         task = task_name(protocol, COMPARE_TASKS)
         if task == "flex_vl_rewardbench":
             fields = {"query": question, "answer0": response_a, "answer1": response_b}
         else:
             fields = {"instruction": question, "answer1": response_a, "answer2": response_b}
-        return self.request(task, fields, images, run=run)
+        return self.request(task, fields, images, run=run, gen_kwargs=gen_kwargs)
 
     def compare_media_request(self, prompt: str, a, b, *, protocol: str = "mj_bench_alignment", run: int = 0,
-                              swap: bool = False) -> JudgeRequest:
+                              swap: bool = False, gen_kwargs: Optional[dict] = None) -> JudgeRequest:
+        """``swap`` shows b first (MJ-Bench's odd runs); the verdict is mapped back, so
+        winner "A" always means ``a``."""
         task = task_name(protocol, COMPARE_MEDIA_TASKS)
-        return self.request(task, {"caption": prompt, "prompt": prompt}, [b, a] if swap else [a, b], run=run, swap=swap)
+        return self.request(task, {"caption": prompt, "prompt": prompt}, [b, a] if swap else [a, b], run=run, swap=swap,
+                            gen_kwargs=gen_kwargs)
 
     def score_request(self, question: str = "", response: str = "", media: Sequence = (), *,
-                      protocol: str = "mllm_score", run: int = 0) -> JudgeRequest:
+                      protocol: str = "mllm_score", run: int = 0, gen_kwargs: Optional[dict] = None) -> JudgeRequest:
         task = task_name(protocol, SCORE_TASKS)
-        return self.request(task, {"instruction": question, "answer": response}, media, run=run)
+        return self.request(task, {"instruction": question, "answer": response}, media, run=run, gen_kwargs=gen_kwargs)
 
-    def rank_request(self, question: str, responses: Sequence[str], images: Sequence = (), *, run: int = 0) -> JudgeRequest:
+    def rank_request(self, question: str, responses: Sequence[str], images: Sequence = (), *, run: int = 0,
+                     gen_kwargs: Optional[dict] = None) -> JudgeRequest:
         if len(responses) < 2:
             raise JudgeInputError(f"rank needs at least two responses, got {len(responses)}")
-        return self.request(RANK_TASKS[0], {"instruction": question, "answers": list(responses)}, images, run=run)
+        return self.request(RANK_TASKS[0], {"instruction": question, "answers": list(responses)}, images, run=run,
+                            gen_kwargs=gen_kwargs)
 
     # ------------------------------------------------------------ generation
     def run(self, requests: Sequence[JudgeRequest], progress: bool = False) -> list[Verdict]:
         """Generate every request in one engine batch and parse each output."""
         prepared = []
         for i, r in enumerate(requests):
-            gk = {**r.spec.generation_kwargs(), **self.gen_kwargs}
+            gk = {**r.spec.generation_kwargs(), **self.gen_kwargs, **r.gen_kwargs}
             prepared.append(self.model.prepare(r.messages, where=f"api request {i} ({r.spec.task})", doc=r.doc,
                                                gen_kwargs=gk))
         outputs = self.model.generate_prepared(prepared, progress=progress)
@@ -218,6 +227,9 @@ class Judge:
 
     def compare_many(self, rows: Sequence[dict]) -> list[Verdict]:
         return self.run([self.compare_request(**r) for r in rows])
+
+    def compare_media_many(self, rows: Sequence[dict]) -> list[Verdict]:
+        return self.run([self.compare_media_request(**r) for r in rows])
 
     def score_many(self, rows: Sequence[dict]) -> list[Verdict]:
         return self.run([self.score_request(**r) for r in rows])
