@@ -137,3 +137,23 @@ def test_run_without_samples_is_clear(runs, tmp_path):
     assert LB.build([run])["sections"]  # the table needs only the results file
     with pytest.raises(RunError, match="--log_samples"):
         run.records("flex_vl_rewardbench")
+
+
+def test_audio_and_genai_cells_from_a_results_dict():
+    res = {"flex_bvcc": {"lcc,none": 0.1, "srcc,none": 0.2, "sys_lcc,none": 0.3, "sys_srcc,none": 0.4,
+                         "lcc_ci95,none": [0.0, 0.2], "n_runs,none": 1, "parse_failure_rate,none": 0.5},
+           **{t: {"acc_mean,none": v, "acc_majority,none": v + 0.1, "n_runs,none": 7}
+              for t, v in (("flex_genai_bench_image", 0.4), ("flex_genai_bench_editing", 0.5),
+                           ("flex_genai_bench_video", 0.6))}}
+    data = {"config": {"model": "flex", "model_args": "pretrained=/x/judge"}, "results": res,
+            "configs": {t: {"generation_kwargs": TASKS[t].generation_kwargs()} for t in res}}
+    board = LB.build([Run(Path("d_results.json"), data, "j")], with_paper=False)
+    audio = next(s for s in board["sections"] if s["key"] == "audio_lcc_srcc")
+    cells = audio["rows"][0]["cells"]
+    assert (cells["bvcc_utt"]["value"], cells["bvcc_utt"]["value2"], cells["bvcc_sys"]["value2"]) == (0.1, 0.2, 0.4)
+    assert not audio["rows"][0]["flagged"]
+    assert "0.100 / 0.200 [0.000, 0.200]" in LB.to_markdown(board)
+    genai = next(s for s in board["sections"] if s["key"] == "genai_bench")
+    rows = {r["label"]: r["cells"] for r in genai["rows"]}
+    assert rows["j"]["overall"]["value"] == pytest.approx(50.0)
+    assert rows["j_majority"]["overall"]["value"] == pytest.approx(60.0)
