@@ -31,7 +31,7 @@ def _load(path):
 
 def test_task_yaml_settings_follow_protocol():
     d = REPO / "yaml_tasks" / "flex"
-    base = _load(d / "_flex_base_template")
+    base = _load(d / "_flex_base.yaml")
     assert base["reasoning_tags"] == "none" and base["process_docs"] == ("fn", "flex_tasks.lmms.process_docs")
     for name, spec in TASKS.items():
         y = _load(d / f"{name}.yaml")
