@@ -39,7 +39,7 @@ import roofline  # noqa: E402
 MODES = {
     "gpu": dict(n=256, max_tokens=512, words=60, image=448, peer_runs="32:32,64:64,128:128",
                 parts="hw,peer,raw,flex", ckpt="7b", part_timeout=420),
-    "smoke": dict(n=4, max_tokens=8, words=60, image=448, peer_runs="2:4",
+    "smoke": dict(n=4, max_tokens=8, words=60, image=448, peer_runs="2:4,4:4",
                   parts="raw,flex,peer", ckpt="tiny", part_timeout=240),
 }
 SAMPLING = dict(temperature=0.6, top_p=0.95, seed=0)  # protocol sampling; seed = flex's default
@@ -280,13 +280,14 @@ def summarize(out: dict) -> dict:
                          "judgments_per_s": _rate(r["requests"], phase), "out_tokens_per_s": _rate(r["out_tokens"], phase),
                          "out_tokens": r["out_tokens"], "prompt_tokens_mean": r["prompt_tokens_mean"],
                          "ttfr_submit_s": r["first_engine_end"] - r["evaluate_start"],
-                         "ttfr_launch_s": (peer["events"]["init_end"] - peer["spawn"]) + (r["first_engine_end"] - r["evaluate_start"]),
-                         "init_s": init})
+                         "ttfr_launch_s": r.get("init_ready_s", peer["events"]["init_end"] - peer["spawn"])
+                         + (r["first_engine_end"] - r["evaluate_start"]),
+                         "init_s": init, "gpu_mem_peak_bytes": r.get("gpu_mem_peak_bytes", peer.get("gpu_mem_peak_bytes"))})
         ok = [r for r in runs if r.get("judgments_per_s")]
         if ok:
             best = max(ok, key=lambda r: r["judgments_per_s"])
             rows["peer"] = dict(best, label=f"(c) lmms-eval qwen2_5_vl (transformers), batch {best['batch_size']}",
-                                gpu_mem_peak_bytes=peer.get("gpu_mem_peak_bytes"), all_batch_sizes=runs)
+                                all_batch_sizes=runs)
         else:
             s["peer_error"] = runs
     # (d) roofline at the batch vLLM actually ran
@@ -366,9 +367,38 @@ def markdown(out: dict) -> str:
     for k, v in s["targets"].items():
         met = "not measured" if v["value"] is None and v["target"] else ("" if v["met"] is None else ("yes" if v["met"] else "NO"))
         lines.append(f"| {k} | {_fmt(v['value'], 3)} | {_fmt(v['target'])} | {met} |")
+    lines += ["", "Details:"] + [f"- {x}" for x in _details(s, wl)]
     if meta.get("notes"):
-        lines += ["", *[f"- {x}" for x in meta["notes"]]]
+        lines += ["", "Notes:", *[f"- {x}" for x in meta["notes"]]]
     return "\n".join(lines) + "\n"
+
+
+def _details(s: dict, wl: dict) -> list[str]:
+    rows, out = s["rows"], []
+    f, r, p = rows.get("flex"), rows.get("raw"), rows.get("peer")
+    if f:
+        out.append(f"(a) request phase {_fmt(f['request_phase_s'])} s = flex render+media {_fmt(f['flex_prepare_s'])} s"
+                   f" + one LLM.generate {_fmt(f['engine_s'])} s + lmms-eval other {_fmt(f['lmms_other_s'])} s;"
+                   f" launch to first request {_fmt(f['startup_s'], 1)} s; {f['out_tokens']:,} output tokens")
+    if r:
+        out.append(f"(b) LLM.generate {_fmt(r['request_phase_s'])} s with a seed per request (as flex sends),"
+                   f" {_fmt(r.get('no_seed_s'))} s without, prefill-only {_fmt(r.get('prefill_only_s'))} s"
+                   f" (max_tokens=1); engine init {_fmt(r['init_s'], 1)} s; {r['out_tokens']:,} output tokens")
+        out.append(f"decode estimate (generate - prefill-only): {_fmt(r.get('decode_tokens_per_s_est'), 0)} tok/s seeded,"
+                   f" {_fmt(r.get('decode_tokens_per_s_est_no_seed'), 0)} tok/s unseeded")
+    if p:
+        out.append("(c) by batch size: " + "; ".join(
+            f"{x['batch_size']}: " + (f"{_fmt(x.get('judgments_per_s'))} judgments/s on {x['n']}" if x.get("judgments_per_s")
+                                      else f"failed ({str(x.get('error'))[:80]})") for x in p["all_batch_sizes"]))
+    rl = s.get("roofline")
+    if rl:
+        for k, d in rl["decode"].items():
+            j = rl["job"][k]
+            out.append(f"(d) {k}: decode at batch {rl['batch']}, mean context {_fmt(d['mean_context'], 0)}: "
+                       f"{d['bytes'] / 1e9:.1f} GB/step ({d['bound']}-bound, {d['t_mem_s'] * 1e3:.1f} ms mem vs "
+                       f"{d['t_compute_s'] * 1e3:.1f} ms compute) -> {_fmt(d['tokens_per_s'], 0)} tok/s; whole job "
+                       f">= {_fmt(j['t_total_s'])} s (prefill+vision {_fmt(j['t_prefill_s'])} s at 989 TFLOP/s)")
+    return out
 
 
 def _save(out: dict, args) -> None:
@@ -382,10 +412,20 @@ def _save(out: dict, args) -> None:
 def merge(paths: list[str], notes: list[str]) -> dict:
     outs = [json.loads(Path(p).read_text()) for p in paths]
     merged = {"meta": dict(outs[-1]["meta"]), "parts": {}}
+    peer_runs: dict = {}
     for o in outs:
         for k, v in o["parts"].items():
             if v.get("ok") or k not in merged["parts"]:
                 merged["parts"][k] = v
+        peer = o["parts"].get("peer") or {}
+        for r in peer.get("runs", []) if peer.get("ok") else []:
+            # each run keeps its own process's start-up time and memory peak
+            r = dict(r, init_ready_s=peer["events"]["init_end"] - peer["spawn"],
+                     gpu_mem_peak_bytes=peer.get("gpu_mem_peak_bytes"), source=o["meta"].get("date"))
+            if r.get("ok") or r.get("batch_size") not in peer_runs:
+                peer_runs[r.get("batch_size")] = r
+    if peer_runs:
+        merged["parts"]["peer"] = dict(merged["parts"]["peer"], runs=[peer_runs[b] for b in sorted(peer_runs)])
         for k in ("shapes", "machine_kind"):
             merged["meta"][k] = merged["meta"].get(k) or o["meta"].get(k)
     merged["meta"]["workload"]["parts"] = sorted(merged["parts"])

@@ -13,7 +13,8 @@ if [ ! -f $FLEXBENCH_SITE/.ok ]; then
   touch $FLEXBENCH_SITE/.ok
 fi
 mkdir -p /root/flexbench
-[ -d .bench-ckpt/ckpt-7b ] && cp -rn .bench-ckpt/ckpt-7b /root/flexbench/
+# keep a folder already there: it may hold the weights written by an earlier call
+[ -d .bench-ckpt/ckpt-7b ] && [ ! -d /root/flexbench/ckpt-7b ] && cp -r .bench-ckpt/ckpt-7b /root/flexbench/
 export PYTHONPATH=$PWD:/root/vllm-site:$FLEXBENCH_SITE${PYTHONPATH:+:$PYTHONPATH}
 export VLLM_USE_FLASHINFER_SAMPLER=0 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
   PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false FLEXBENCH_MACHINE=${FLEXBENCH_MACHINE:-nvidia-h100-x1}

@@ -112,18 +112,24 @@ def _requests(n: int, first: int, spec: dict):
 
 
 def run_raw(spec: dict) -> dict:
+    t_import = time.time()
+    from vllm import LLM, SamplingParams  # before anything asks torch about CUDA (as in the flex run)
+
     from flex_models.args import parse_args
     from flex_models.backends import vllm_backend as vb
 
     if vb.on_cpu():
         for k, v in vb.CPU_ENV.items():
             os.environ.setdefault(k, v)
-    t_import = time.time()
-    from vllm import LLM, SamplingParams
 
     probe = Probe()
     kwargs = vb.engine_kwargs(parse_args(dict(spec["model_args"])), "vl")
     res = {"engine_kwargs": {k: v for k, v in kwargs.items()}, "events": {"import_start": t_import}}
+    import torch
+
+    if torch.cuda.is_initialized():  # a forked engine process could not use CUDA then
+        os.environ["VLLM_WORKER_MULTIPROC_METHOD"] = "spawn"
+        res["note"] = "CUDA was initialised before LLM(): engine process spawned"
     t0 = time.time()
     llm = LLM(**kwargs)
     res["events"].update(init_start=t0, init_end=time.time())
@@ -211,14 +217,17 @@ def run_lmms(spec: dict) -> dict:
         from lmms_eval.models import get_model
         from lmms_eval.tasks import TaskManager
 
-        t0 = time.time()
-        lm = get_model(model).create_from_arg_string(spec["model_args_str"], {"batch_size": 1, "device": spec["device"]})
-        res["events"].update(init_start=t0, init_end=time.time())
         for bs, n in spec["peer_runs"]:
-            lm.batch_size_per_gpu = int(bs)
             probe.calls.clear()
-            t1 = time.time()
             try:
+                # a fresh model per batch size: lmms-eval's evaluate() ends with lm.clean(), which
+                # deletes the weights (reloading is seconds: the files are in the page cache)
+                t0 = time.time()
+                lm = get_model(model).create_from_arg_string(spec["model_args_str"],
+                                                             {"batch_size": bs, "device": spec["device"]})
+                if "init_start" not in res["events"]:
+                    res["events"].update(init_start=t0, init_end=time.time())
+                t1 = time.time()
                 simple_evaluate(model=lm, tasks=[TASK], limit=n, batch_size=bs,
                                 task_manager=TaskManager("WARNING", include_path=str(TASK_DIR), include_defaults=False),
                                 gen_kwargs=f"max_new_tokens={spec['max_tokens']}")
