@@ -18,7 +18,7 @@ MODALITIES = ("image", "video", "audio")
 _ENGINE_ONLY = {
     "tensor_parallel_size": "vllm", "gpu_memory_utilization": "vllm", "max_num_seqs": "vllm",
     "enable_prefix_caching": "vllm", "kv_cache_memory_bytes": "vllm", "enforce_eager": "vllm",
-    "max_model_len": "vllm", "data_parallel_size": "vllm",
+    "max_model_len": "vllm", "data_parallel_size": "vllm", "load_format": "vllm",
     "device_map": "hf", "attn_implementation": "hf",
 }
 
@@ -47,6 +47,7 @@ class FlexArgs:
     max_num_seqs: int | None = None
     enable_prefix_caching: bool | None = None
     kv_cache_memory_bytes: int | None = None
+    load_format: str | None = None  # e.g. "dummy": random weights (speed runs)
     # transformers
     device: str | None = None
     device_map: str | None = None
@@ -171,7 +172,7 @@ def parse_args(raw: dict) -> FlexArgs:
     for k, v in raw.items():
         if v is None:
             continue
-        if k in ("pretrained", "assistant_prefix", "device", "device_map", "attn_implementation"):
+        if k in ("pretrained", "assistant_prefix", "device", "device_map", "attn_implementation", "load_format"):
             setattr(a, k, str(v))
         elif k == "backend":
             a.backend = _choice(k, v, BACKEND_NAMES)

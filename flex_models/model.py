@@ -94,7 +94,10 @@ class FlexJudge(lmms):
                 h = {k: v for k, v in h.items() if k in ("fps", "max_pixels")}
                 decoded.append(cache.get(kind, url, where, h))
             media[kind] = decoded
-        spec = build_spec(gen_kwargs, self.args.max_new_tokens, doc.get("flex_seed"), self.args.seed, where,
+        # model_args seed seeds the engine (vLLM LLM(seed=...), torch.manual_seed for hf); a per-request
+        # seed only when the task gives one: vLLM's per-request generators cost ~20% decode throughput
+        # (benchmarks/inference_gpu_results.md).
+        spec = build_spec(gen_kwargs, self.args.max_new_tokens, doc.get("flex_seed"), None, where,
                           cap_max_new_tokens=self.args.max_new_tokens_cap)
         return Prepared(prompt=r.prompt, media=media, spec=spec, where=where)
 

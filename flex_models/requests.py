@@ -13,7 +13,8 @@ log = logging.getLogger("flex_models")
 
 # gen_kwargs keys read here; the rest are ignored with one warning per key.
 _KNOWN = {"temperature", "top_p", "top_k", "max_new_tokens", "max_tokens", "seed", "until", "stop",
-          "include_stop_str_in_output", "n", "num_return_sequences", "do_sample"}
+          "include_stop_str_in_output", "n", "num_return_sequences", "do_sample", "ignore_eos", "min_tokens",
+          "min_new_tokens"}
 _HARMLESS = {"num_beams", "use_cache", "image_aspect_ratio"}
 _warned: set[str] = set()
 
@@ -32,6 +33,8 @@ class GenSpec:
     stop: tuple[str, ...] = ()
     include_stop: bool = False
     n: int = 1
+    min_new_tokens: int = 0
+    ignore_eos: bool = False
 
     @property
     def greedy(self) -> bool:
@@ -40,8 +43,8 @@ class GenSpec:
     def sampling_key(self) -> tuple:
         """Requests with equal keys can share one transformers generate call."""
         if self.greedy:
-            return ("greedy", self.max_new_tokens, self.n)
-        return ("sample", self.max_new_tokens, self.n, self.temperature, self.top_p, self.top_k, self.seed)
+            return ("greedy", self.max_new_tokens, self.n, self.min_new_tokens, self.ignore_eos)
+        return ("sample", self.max_new_tokens, self.n, self.min_new_tokens, self.ignore_eos, self.temperature, self.top_p, self.top_k, self.seed)
 
 
 @dataclass
@@ -98,6 +101,8 @@ def build_spec(gen_kwargs: dict | None, default_max_new_tokens: int, doc_seed=No
         seed=int(seed) if seed is not None else None,
         stop=_stops(g.get("until", g.get("stop"))),
         include_stop=bool(g.get("include_stop_str_in_output", False)), n=n,
+        min_new_tokens=int(g.get("min_tokens", g.get("min_new_tokens", 0)) or 0),
+        ignore_eos=str(g.get("ignore_eos", False)).lower() in ("true", "1"),
     )
 
 

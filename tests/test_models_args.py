@@ -114,3 +114,12 @@ def test_cut_at_stop_earliest_and_include():
     assert cut_at_stop(text, ["</answer>", "<|im_end|>"], include=True) == "<think>a</think><answer>3</answer>"
     assert cut_at_stop(text, ["</answer>"], include=False) == "<think>a</think><answer>3"
     assert cut_at_stop(text, ["zzz"]) == text
+
+
+def test_fixed_length_kwargs_and_engine_only_load_format():
+    s = build_spec({"max_new_tokens": 9, "min_tokens": 9, "ignore_eos": True}, 4096)
+    assert (s.min_new_tokens, s.ignore_eos, s.max_new_tokens) == (9, True, 9)
+    assert build_spec({}, 10).ignore_eos is False
+    assert parse_args({"pretrained": "x", "backend": "vllm", "load_format": "dummy"}).load_format == "dummy"
+    with pytest.raises(FlexArgError, match="load_format"):
+        parse_args({"pretrained": "x", "backend": "hf", "load_format": "dummy"})

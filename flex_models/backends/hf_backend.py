@@ -38,6 +38,7 @@ class HFBackend:
         from transformers import AutoProcessor
 
         self.args, self.family = args, checkpoint.family
+        torch.manual_seed(args.seed)  # engine-level seed for requests the task does not seed
         cls = getattr(transformers, MODEL_CLASSES[checkpoint.family])
         kw = dict(dtype=torch_dtype(args.dtype), trust_remote_code=args.trust_remote_code)
         if args.attn_implementation:
@@ -89,7 +90,10 @@ class HFBackend:
         spec = batch[0].spec
         inputs = self._inputs(batch)
         gen = dict(max_new_tokens=spec.max_new_tokens, num_return_sequences=spec.n,
-                   eos_token_id=self.eos_ids, pad_token_id=self.tokenizer.pad_token_id)
+                   eos_token_id=None if spec.ignore_eos else self.eos_ids,
+                   pad_token_id=self.tokenizer.pad_token_id)
+        if spec.min_new_tokens:
+            gen["min_new_tokens"] = spec.min_new_tokens
         if spec.greedy:
             gen.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         else:

@@ -48,7 +48,7 @@ def engine_kwargs(args, family: str) -> dict:
     )
     optional = {"max_model_len": args.max_model_len, "max_num_seqs": args.max_num_seqs,
                 "enable_prefix_caching": args.enable_prefix_caching,
-                "kv_cache_memory_bytes": args.kv_cache_memory_bytes}
+                "kv_cache_memory_bytes": args.kv_cache_memory_bytes, "load_format": args.load_format}
     kw.update({k: v for k, v in optional.items() if v is not None})
     if on_cpu():
         kw.setdefault("kv_cache_memory_bytes", CPU_KV_CACHE_BYTES)
@@ -70,6 +70,7 @@ def sampling_params(spec):
         top_k=spec.top_k if not spec.greedy else -1, max_tokens=spec.max_new_tokens,
         seed=spec.seed, stop=list(spec.stop) or None,
         include_stop_str_in_output=spec.include_stop, skip_special_tokens=True,
+        min_tokens=spec.min_new_tokens, ignore_eos=spec.ignore_eos,
     )
 
 
