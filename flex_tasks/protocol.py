@@ -89,8 +89,9 @@ class TaskSpec:
 
     def generation_kwargs(self) -> dict:
         g = {"max_new_tokens": self.max_tokens, "temperature": self.temperature, "top_p": self.top_p, "do_sample": True}
-        if self.stop:
-            g["until"] = list(self.stop)
+        # Always explicit: with no `until`, lmms-eval adds ["\n\n"], which would cut the judge's
+        # reasoning at its first blank line. The protocols stop only where they say so.
+        g["until"] = list(self.stop)
         if self.include_stop_str_in_output:
             g["include_stop_str_in_output"] = True
         return g

@@ -49,3 +49,13 @@ def test_lmms_eval_indexes_all_tasks_and_groups():
     tm = TaskManager(include_path=str(REPO / "yaml_tasks"), include_defaults=False)
     names = set(tm.all_tasks)
     assert set(TASKS) <= names and set(GROUPS) <= names
+
+
+def test_every_task_sets_its_stop_strings_explicitly():
+    """lmms-eval adds until=["\\n\\n"] when a task gives none: that would truncate the reasoning."""
+    for name, spec in TASKS.items():
+        text = (REPO / "yaml_tasks" / "flex" / f"{name}.yaml").read_text()
+        doc = yaml.load(text.replace("!function", ""), Loader=yaml.BaseLoader)
+        assert "until" in doc["generation_kwargs"], name
+        assert list(spec.stop) == spec.generation_kwargs()["until"]
+        assert "\n\n" not in spec.generation_kwargs()["until"]
