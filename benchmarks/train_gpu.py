@@ -7,8 +7,10 @@ Model: Qwen2_5_VLForConditionalGeneration, random init, with the given TEXT shap
 vision tower (the tower is frozen and text-only data never reaches it; it is not timed).
 Data: synthetic token ids with a judge-like length mix (prompt = 250 system tokens + lognormal
 question/answers, completion lognormal), total capped at 4096; same samples for both runs.
-Both runs: 8 samples per optimizer step (recipe: batch 2 x accum 4), bf16 autocast over fp32
-master weights, AdamW, gradient checkpointing, completion-only loss.
+Both runs: 8 samples per optimizer step (recipe: batch 2 x accum 4), AdamW, gradient checkpointing,
+completion-only loss. Precision: baseline bf16 autocast over fp32 weights; flex per --param-dtype
+(auto on CUDA: bf16 weights + fp32 masters in the optimizer; fp32: the autocast path of the baseline),
+--ckpt-layers (-2: selective checkpointing sized from the memory left) and --compile.
   flex:     trainer.train.Run: the 8 samples packed into one row (no padding), varlen flash
             attention, lm_head + CE on target tokens only, fused AdamW.
   baseline: transformers.Trainer (what trl's SFTTrainer + DataCollatorForCompletionOnlyLM runs):
@@ -95,6 +97,14 @@ def reset(device):
         torch.cuda.reset_peak_memory_stats()
 
 
+def act_bytes_per_token_layer(text: dict) -> float:
+    """Rough bytes one decoder layer keeps per token when it is NOT checkpointed (bf16 weights):
+    norms (fp32 upcast + bf16 out) ~8h, q/rotary/attn out ~6h, K/V (repeated for flash) ~4h,
+    mlp gate/up/act/product 8*I, +25% margin."""
+    h, i = text["hidden_size"], text["intermediate_size"]
+    return 1.25 * (26 * h + 8 * i)
+
+
 def run_flex(args, samples, device, attn=None) -> dict:
     from accelerate import Accelerator
 
@@ -103,16 +113,42 @@ def run_flex(args, samples, device, attn=None) -> dict:
     cfg = TrainConfig(model="synthetic", train_file="synthetic", output_dir="/tmp/flex-bench", per_device_batch=8,
                       grad_accum=1, max_steps=args.warmup + args.steps, learning_rate=1e-5,
                       precision="bf16" if device.type == "cuda" else "fp32", attn_implementation=attn,
-                      gradient_checkpointing=True, progress_bar=False, plot=False)
-    lm = M.wrap(full, "vl", attn, True, cfg.loss_chunk_tokens)
-    acc = Accelerator(mixed_precision="bf16" if device.type == "cuda" else "no", cpu=device.type != "cuda")
+                      gradient_checkpointing=True, progress_bar=False, plot=False, param_dtype=args.param_dtype,
+                      compile_layers=args.compile)
+    bf16w = T.bf16_weights(cfg, device.type == "cuda")
+    lm = M.wrap(full, "vl", attn, True, cfg.loss_chunk_tokens, -1, args.compile)
+    acc = Accelerator(mixed_precision="bf16" if device.type == "cuda" and not bf16w else "no", cpu=device.type != "cuda")
     run = T.Run(cfg, acc, full, lm, samples, full.config.get_text_config(), "vl")
-    recs = [run.train_step(s) for s in range(args.warmup + args.steps)][args.warmup:]
+    n_layers = len(lm.decoder.layers)
+    recs, notes = [], []
+    ckpt = n_layers
+    for s in range(args.warmup + args.steps):
+        if s == 1 and args.ckpt_layers != -1:  # after one all-checkpointed step: static memory + its peak are known
+            if args.ckpt_layers >= 0:
+                ckpt = args.ckpt_layers
+            elif device.type == "cuda":  # auto: keep as many layers' activations as fit in 90% of the GPU
+                free = 0.90 * torch.cuda.get_device_properties(0).total_memory - torch.cuda.max_memory_allocated()
+                max_tok = max(sum(len(x.input_ids) for x in samples[k * 8:(k + 1) * 8]) for k in range(len(samples) // 8))
+                per_layer = act_bytes_per_token_layer(SHAPES[args.shape]) * max_tok
+                ckpt = max(0, n_layers - max(0, int(free // per_layer)))
+            ckpt = M.set_checkpoint_layers(lm, ckpt)
+        try:
+            rec = run.train_step(s)
+        except torch.OutOfMemoryError:  # the estimate was too optimistic: checkpoint every layer again
+            run.opt.zero_grad(set_to_none=True)
+            reset(device)
+            notes.append(f"OOM at step {s} with {ckpt}/{n_layers} layers checkpointed; back to all")
+            ckpt = M.set_checkpoint_layers(lm, -1)
+            rec = run.train_step(s)
+        recs.append(rec)
+    recs = recs[args.warmup:]
     t = sum(r["step_s"] for r in recs)
     flops = sum(r.get("mfu", 0) * r["step_s"] for r in recs)
     out = {"tokens_per_s": sum(r["tokens"] for r in recs) / t, "mfu": flops / t if flops else None,
            "peak_mem_gib": mem_gb(device), "steps": len(recs), "step_s": t / len(recs),
-           "losses": [r["loss"] for r in recs], "attn": attn}
+           "losses": [r["loss"] for r in recs], "attn": attn, "param_dtype": "bf16 (+fp32 masters)" if bf16w else "fp32 (+autocast)",
+           "checkpointed_layers": f"{ckpt}/{n_layers}", "compile_layers": args.compile,
+           "native_gqa": M._GQA_NATIVE.get("ok"), "notes": notes}
     del run, lm, full, acc
     return out
 
@@ -191,13 +227,19 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--baseline", choices=["hf", "none"], default="hf")
     p.add_argument("--out", help="append the result as a JSON line here")
+    p.add_argument("--param-dtype", choices=["auto", "bf16", "fp32"], default="auto",
+                   help="flex run: auto = bf16 weights + fp32 master on CUDA (fp32 = the earlier autocast path)")
+    p.add_argument("--ckpt-layers", type=int, default=-1,
+                   help="flex run: decoder layers that recompute (-1 all, -2 auto from the memory left after step 1)")
+    p.add_argument("--compile", action="store_true", help="flex run: torch.compile each decoder layer")
+    p.add_argument("--tag", default="", help="label stored with the result")
     args = p.parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     scale = 1.0 if args.shape != "tiny" else 0.1
     max_len = 4096 if args.shape != "tiny" else 512
     samples = make_samples(8 * (args.warmup + args.steps), SHAPES[args.shape]["vocab_size"], max_len, scale=scale)
     lens = sorted(len(s.input_ids) for s in samples)
-    res = {"shape": args.shape, "layers": args.layers or SHAPES[args.shape]["num_hidden_layers"], "text_shape": SHAPES[args.shape],
+    res = {"tag": args.tag, "shape": args.shape, "layers": args.layers or SHAPES[args.shape]["num_hidden_layers"], "text_shape": SHAPES[args.shape],
            "device": torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or "cpu",
            "torch": torch.__version__, "samples_per_step": 8, "max_length": max_len,
            "length_p10_p50_p90_max": [lens[len(lens) // 10], lens[len(lens) // 2], lens[9 * len(lens) // 10], lens[-1]],

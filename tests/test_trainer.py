@@ -219,3 +219,45 @@ def test_bundled_demo_data_is_current_and_in_train_format():
     for r in rows:
         assert r["prompt"].endswith("<|im_start|>assistant\n<think>\n")
         assert r["text"].count("<answer>") == 2 and "</think>" in r["text"]
+
+
+# ---------------------------------------------------------------- GPU-speed options, on CPU
+def test_selective_checkpointing_is_the_same_math(tiny_vl, demo8, tmp_path):
+    kw = dict(per_device_batch=2, grad_accum=2, max_steps=2, learning_rate=3e-3)
+    full = T.run(cfg_for(tiny_vl, demo8, tmp_path / "all", gradient_checkpointing=True, **kw))["history"]
+    some = T.run(cfg_for(tiny_vl, demo8, tmp_path / "one", gradient_checkpointing=True, checkpoint_layers=1, **kw))["history"]
+    assert [h["loss"] for h in full] == pytest.approx(PINNED[:2], abs=1e-4)
+    assert [h["loss"] for h in some] == pytest.approx([h["loss"] for h in full], abs=1e-6)
+
+
+def test_bf16_weights_with_fp32_masters_train_resume_and_export_masters(tiny_vl, demo8, tmp_path, monkeypatch):
+    """param_dtype bf16 (the CUDA default under precision bf16) also runs on CPU: bf16 module,
+    fp32 masters in the optimizer, resume from the saved masters, export of the fp32 masters."""
+    assert T.bf16_weights(cfg_for(tiny_vl, demo8, tmp_path / "a", precision="bf16"), cuda=True)
+    assert not T.bf16_weights(cfg_for(tiny_vl, demo8, tmp_path / "a", precision="bf16"), cuda=False)
+    assert not T.bf16_weights(cfg_for(tiny_vl, demo8, tmp_path / "a"), cuda=True)  # fp32 stays fp32
+    with pytest.raises(ValueError, match="param_dtype"):
+        cfg_for(tiny_vl, demo8, tmp_path / "a", param_dtype="bf16")
+    kw = dict(per_device_batch=2, grad_accum=2, max_steps=4, learning_rate=3e-3, precision="bf16", param_dtype="bf16",
+              save_every=2)
+    ref = T.run(cfg_for(tiny_vl, demo8, tmp_path / "ref", **kw))
+    losses = [h["loss"] for h in ref["history"]]
+    assert losses[-1] < losses[0] and losses == pytest.approx(PINNED, abs=0.05)  # bf16 rounding only
+    orig = T.Run.train_step
+
+    def crashing(self, step):
+        assert next(self.lm.parameters()).dtype == torch.bfloat16
+        if step == 3:
+            raise KeyboardInterrupt("simulated crash")
+        return orig(self, step)
+
+    monkeypatch.setattr(T.Run, "train_step", crashing)
+    with pytest.raises(KeyboardInterrupt):
+        T.run(cfg_for(tiny_vl, demo8, tmp_path / "x", **kw))
+    monkeypatch.setattr(T.Run, "train_step", orig)
+    res = T.run(cfg_for(tiny_vl, demo8, tmp_path / "x", resume=True, **kw))
+    assert [h["loss"] for h in res["history"]] == pytest.approx(losses, abs=1e-6)
+    w, wr = _weights(ref["model_dir"]), _weights(res["model_dir"])
+    k = next(k for k in w if "layers.0.mlp.up_proj" in k)
+    assert w[k].dtype == torch.float32 and not torch.equal(w[k].bfloat16().float(), w[k])  # masters, not bf16
+    assert all(torch.equal(w[n], wr[n]) for n in w)

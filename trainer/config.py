@@ -38,8 +38,14 @@ class TrainConfig:
     adam_betas: list = field(default_factory=lambda: [0.9, 0.95])
     adam_eps: float = 1e-8
     max_grad_norm: float = 1.0  # 0 disables clipping
-    precision: str = "bf16"  # bf16: fp32 master weights + bf16 autocast | fp32
+    precision: str = "bf16"  # bf16: bf16 compute (see param_dtype) | fp32
     gradient_checkpointing: bool = True
+    checkpoint_layers: int = -1  # with gradient_checkpointing: only the first N decoder layers recompute (-1 = all)
+    # auto: bf16 when precision is bf16 on CUDA without FSDP/DeepSpeed, else fp32. bf16: the model's
+    # weights are bf16 (no autocast), the optimizer holds fp32 master weights (trainer/optim.py).
+    # Numerics differ slightly from fp32 weights + autocast (bf16 residual stream); CPU fp32 runs are unchanged.
+    param_dtype: str = "auto"  # auto | bf16 | fp32
+    compile_layers: bool = False  # torch.compile each decoder layer (dynamic shapes); CUDA runs
     attn_implementation: str = "sdpa"  # sdpa (block-diagonal mask) | varlen (torch flash varlen, CUDA) | eager
     loss_chunk_tokens: int = 4096  # lm_head + cross-entropy on target tokens only, this many at a time
     seed: int = 42
@@ -56,6 +62,7 @@ class TrainConfig:
     def check(self) -> "TrainConfig":
         choices = {"family": ("auto", "vl", "omni"), "bad_rows": ("error", "skip"),
                    "scheduler": ("cosine", "linear", "constant"), "precision": ("bf16", "fp32"),
+                   "param_dtype": ("auto", "bf16", "fp32"),
                    "attn_implementation": ("sdpa", "varlen", "eager")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
@@ -67,6 +74,8 @@ class TrainConfig:
             raise ValueError("config key 'model' is required (checkpoint dir or hub id)")
         if not self.train_file:
             raise ValueError("config key 'train_file' is required (jsonl with prompt/text rows)")
+        if self.param_dtype == "bf16" and self.precision != "bf16":
+            raise ValueError("config key 'param_dtype': bf16 weights need precision: bf16")
         if len(self.adam_betas) != 2:
             raise ValueError(f"config key 'adam_betas' needs two numbers, got {self.adam_betas}")
         for t in self.trackers:

@@ -52,8 +52,8 @@ def _varlen_attention(module, query, key, value, attention_mask, scaling=None, d
         if q.dtype not in (torch.float16, torch.bfloat16):
             raise ValueError("attn_implementation 'varlen' needs bf16/fp16 (precision: bf16); use sdpa for fp32")
 
-        params = inspect.signature(varlen_attn).parameters
-        if "enable_gqa" not in params and k.shape[1] != q.shape[1]:
+        params = _varlen_params()
+        if "enable_gqa" not in params and k.shape[1] != q.shape[1] and not _GQA_NATIVE.get("ok"):
             rep = q.shape[1] // k.shape[1]
             k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
         extra = {"enable_gqa": True} if "enable_gqa" in params else {}
@@ -68,6 +68,49 @@ def _varlen_attention(module, query, key, value, attention_mask, scaling=None, d
                 is_causal=True, scale=scaling, enable_gqa=True).transpose(0, 1))
         out = torch.cat(outs)
     return out.unsqueeze(0), None
+
+
+_GQA_NATIVE: dict = {}  # {"ok": bool} once probed on this process's GPU
+
+
+def _varlen_params():
+    if "params" not in _GQA_NATIVE:
+        from torch.nn.attention.varlen import varlen_attn
+
+        _GQA_NATIVE["params"] = tuple(inspect.signature(varlen_attn).parameters)
+    return _GQA_NATIVE["params"]
+
+
+def probe_native_gqa(device, dtype=torch.bfloat16) -> bool:
+    """Does this torch's varlen_attn (flash backend) take fewer K/V heads than Q heads without
+    enable_gqa (the flash kernel supports GQA natively)? Checked once, eagerly, against the
+    repeat_interleave reference (forward and backward); the K/V repeat is skipped only if equal."""
+    if "ok" in _GQA_NATIVE:
+        return _GQA_NATIVE["ok"]
+    from torch.nn.attention.varlen import varlen_attn
+
+    params = _varlen_params()
+    extra = {"window_size": (-1, 0)} if "window_size" in params else {"is_causal": True}
+    ok = False
+    if "enable_gqa" not in params:
+        try:
+            g = torch.Generator(device=device).manual_seed(0)
+            q = torch.randn(96, 4, 64, device=device, dtype=dtype, generator=g, requires_grad=True)
+            kv = [torch.randn(96, 2, 64, device=device, dtype=dtype, generator=g, requires_grad=True) for _ in range(2)]
+            cu = torch.tensor([0, 40, 96], device=device, dtype=torch.int32)
+            out = varlen_attn(q, kv[0], kv[1], cu, cu, 56, 56, **extra)
+            grads = torch.autograd.grad(out.float().square().sum(), [q, *kv])
+            ref_kv = [t.detach().repeat_interleave(2, dim=1).requires_grad_(True) for t in kv]
+            qr = q.detach().requires_grad_(True)
+            ref = varlen_attn(qr, ref_kv[0], ref_kv[1], cu, cu, 56, 56, **extra)
+            rg = torch.autograd.grad(ref.float().square().sum(), [qr, *ref_kv])
+            rg = [rg[0]] + [t.unflatten(1, (2, 2)).sum(2) for t in rg[1:]]
+            ok = torch.allclose(out, ref, atol=1e-2, rtol=1e-2) and all(
+                torch.allclose(a.float(), b.float(), atol=5e-2, rtol=5e-2) for a, b in zip(grads, rg))
+        except Exception:  # noqa: BLE001 - any refusal means: keep repeating K/V
+            ok = False
+    _GQA_NATIVE["ok"] = ok
+    return ok
 
 
 def _register_varlen():
@@ -91,6 +134,8 @@ class TextLM(nn.Module):
         pos = position_ids.unsqueeze(0).expand(4, *position_ids.shape)  # text + 3 mrope axes
         extra = {}
         if self.varlen:
+            if input_ids.is_cuda:
+                probe_native_gqa(input_ids.device)
             extra = dict(cu_seq_lens_q=cu_seqlens, cu_seq_lens_k=cu_seqlens,
                          max_length_q=max_seqlen, max_length_k=max_seqlen)
         hidden = self.decoder(input_ids=input_ids, position_ids=pos, attention_mask=None,
@@ -107,7 +152,8 @@ class TextLM(nn.Module):
 
 
 def load_for_training(model: str, family: str, attn: str = "sdpa", dtype=torch.float32,
-                      gradient_checkpointing: bool = True, chunk: int = 4096):
+                      gradient_checkpointing: bool = True, chunk: int = 4096, checkpoint_layers: int = -1,
+                      compile_layers: bool = False):
     """-> (full, TextLM). `full` is the loaded HF model (VL) or thinker (Omni)."""
     from transformers import Qwen2_5OmniThinkerForConditionalGeneration, Qwen2_5_VLForConditionalGeneration
 
@@ -117,10 +163,11 @@ def load_for_training(model: str, family: str, attn: str = "sdpa", dtype=torch.f
         impl = "flex_varlen"
     cls = Qwen2_5_VLForConditionalGeneration if family == "vl" else Qwen2_5OmniThinkerForConditionalGeneration
     full = cls.from_pretrained(model, dtype=dtype, attn_implementation=impl)
-    return full, wrap(full, family, attn, gradient_checkpointing, chunk)
+    return full, wrap(full, family, attn, gradient_checkpointing, chunk, checkpoint_layers, compile_layers)
 
 
-def wrap(full, family: str, attn: str = "sdpa", gradient_checkpointing: bool = True, chunk: int = 4096) -> TextLM:
+def wrap(full, family: str, attn: str = "sdpa", gradient_checkpointing: bool = True, chunk: int = 4096,
+         checkpoint_layers: int = -1, compile_layers: bool = False) -> TextLM:
     decoder = full.model.language_model if family == "vl" else full.model
     full.requires_grad_(False)
     full.config.use_cache = False
@@ -128,7 +175,22 @@ def wrap(full, family: str, attn: str = "sdpa", gradient_checkpointing: bool = T
     lm.requires_grad_(True)
     if gradient_checkpointing:
         decoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        set_checkpoint_layers(lm, checkpoint_layers)
+    if compile_layers:
+        for layer in decoder.layers:
+            layer.compile(dynamic=True)
     return lm
+
+
+def set_checkpoint_layers(lm: TextLM, n: int = -1) -> int:
+    """Selective activation checkpointing: the first `n` decoder layers recompute their forward
+    in backward, the others keep their activations (-1 = all). Same math; memory for speed.
+    Returns how many layers now recompute."""
+    layers = lm.decoder.layers
+    n = len(layers) if n < 0 else min(n, len(layers))
+    for i, layer in enumerate(layers):
+        layer.gradient_checkpointing = i < n
+    return n
 
 
 def frozen_modules(full, family: str) -> dict[str, nn.Module]:

@@ -44,13 +44,32 @@ def lr_factor(step: int, total: int, warmup: int, kind: str, min_ratio: float) -
     return min_ratio + (1 - min_ratio) * decay
 
 
-def build_optimizer(cfg: TrainConfig, lm: torch.nn.Module) -> torch.optim.Optimizer:
-    """AdamW over the trained module only; no weight decay on 1-D tensors (norms, biases)."""
+def build_optimizer(cfg: TrainConfig, lm: torch.nn.Module, master: bool = False) -> torch.optim.Optimizer:
+    """AdamW over the trained module only; no weight decay on 1-D tensors (norms, biases).
+    master=True: MasterAdamW (fp32 masters in the optimizer; casts the module's params to bf16)."""
     params = [p for p in lm.parameters() if p.requires_grad]
     groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.weight_decay},
               {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
     fused = {"fused": True} if params[0].is_cuda else {}
-    return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=tuple(cfg.adam_betas), eps=cfg.adam_eps, **fused)
+    kw = dict(lr=cfg.learning_rate, betas=tuple(cfg.adam_betas), eps=cfg.adam_eps, **fused)
+    if master:
+        from trainer.optim import MasterAdamW
+
+        return MasterAdamW(groups, **kw)
+    return torch.optim.AdamW(groups, **kw)
+
+
+def sharded_launch() -> bool:
+    """FSDP / DeepSpeed launches (accelerate sets these before the process starts)."""
+    return any(os.environ.get(k, "").lower() in ("1", "true") for k in ("ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED"))
+
+
+def bf16_weights(cfg: TrainConfig, cuda: bool | None = None) -> bool:
+    """Resolve param_dtype: bf16 weights + fp32 masters (no autocast) or fp32 weights (+ autocast)."""
+    if cfg.param_dtype != "auto":
+        return cfg.param_dtype == "bf16"
+    cuda = torch.cuda.is_available() if cuda is None else cuda
+    return cfg.precision == "bf16" and cuda and not sharded_launch()
 
 
 def peak_flops(cfg: TrainConfig) -> float:
@@ -83,7 +102,12 @@ class Run:
         self.spe = D.steps_per_epoch(len(samples), cfg.per_device_batch, cfg.grad_accum, self.world)
         self.total = cfg.max_steps if cfg.max_steps > 0 else cfg.epochs * self.spe
         warmup = math.ceil(cfg.warmup_ratio * self.total)
-        optimizer = build_optimizer(cfg, lm)
+        # bf16 weights only where the trained module is not sharded (FSDP / ZeRO-3 bring their own)
+        self.master = bf16_weights(cfg, accelerator.device.type == "cuda") and \
+            accelerator.distributed_type.name not in ("FSDP", "DEEPSPEED")
+        if self.master:  # masters live where the params will: move before the optimizer clones them
+            lm.to(accelerator.device)
+        optimizer = build_optimizer(cfg, lm, master=self.master)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: lr_factor(s, self.total, warmup, cfg.scheduler, cfg.min_lr_ratio))
         # the scheduler is stepped by us once per optimizer step (not prepared: accelerate would
@@ -114,7 +138,13 @@ class Run:
                 # gradients are averaged over ranks, hence * world
                 acc.backward(ce * self.world / n_target)
             loss_sum += ce.detach()
-        if cfg.max_grad_norm > 0:
+        if self.master:  # norm in fp32 over the bf16 grads; clipping applied to the fp32 grads
+            from trainer.optim import grad_norm as total_norm
+
+            grad_norm = total_norm(self.lm.parameters())
+            if cfg.max_grad_norm > 0:
+                self.opt.optimizer.clip_factor = (cfg.max_grad_norm / (grad_norm + 1e-6)).clamp(max=1.0)
+        elif cfg.max_grad_norm > 0:
             grad_norm = acc.clip_grad_norm_(self.lm.parameters(), cfg.max_grad_norm)
         else:
             grad_norm = torch.nn.utils.get_total_norm([p.grad for p in self.lm.parameters() if p.grad is not None])
@@ -206,6 +236,8 @@ class Run:
         acc, cfg = self.acc, self.cfg
         out = self.out / "model"
         sharded = acc.distributed_type.name in ("FSDP", "DEEPSPEED")
+        if self.master:  # export the fp32 master weights, not their bf16 rounding
+            self.opt.optimizer.restore_fp32()
         state = acc.get_state_dict(self.lm) if sharded else None
         if acc.is_main_process:
             full = self.full
@@ -250,7 +282,7 @@ def make_accelerator(cfg: TrainConfig):
             print(f"[trackers] {t} is not installed; logging to train_log.jsonl only", file=sys.stderr)
         else:
             trackers.append(t)
-    mp = "bf16" if cfg.precision == "bf16" else "no"
+    mp = "bf16" if cfg.precision == "bf16" and not bf16_weights(cfg) else "no"  # bf16 weights: no autocast
     acc = Accelerator(mixed_precision=mp, log_with=trackers or None, project_dir=cfg.output_dir)
     if trackers:
         acc.init_trackers("flex-judge", config={k: str(v) for k, v in config_dict(cfg).items()})
@@ -267,7 +299,8 @@ def run(cfg: TrainConfig) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(cfg.model)
     samples = D.load_samples(cfg.train_file, tokenizer, cfg.max_length, cfg.bad_rows, cfg.append_eos, log=acc.print)
     full, lm = M.load_for_training(cfg.model, family, cfg.attn_implementation,
-                                   gradient_checkpointing=cfg.gradient_checkpointing, chunk=cfg.loss_chunk_tokens)
+                                   gradient_checkpointing=cfg.gradient_checkpointing, chunk=cfg.loss_chunk_tokens,
+                                   checkpoint_layers=cfg.checkpoint_layers, compile_layers=cfg.compile_layers)
     run_ = Run(cfg, acc, full, lm, samples, full.config.get_text_config(), family)
     if acc.is_main_process:
         Path(cfg.output_dir).mkdir(parents=True, exist_ok=True)
