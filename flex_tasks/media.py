@@ -1,7 +1,6 @@
 """Media for chat messages: images resized per protocol, 16 kHz mono float32 audio, video paths."""
 from __future__ import annotations
 
-from math import gcd
 from typing import Any, Optional
 
 import numpy as np
@@ -26,19 +25,13 @@ def load_image(value: Any, size: Optional[int]):
     return img.resize((size, size)) if size else img
 
 
-def load_audio(path: str) -> dict:
-    """``{"array": float32 mono, "sampling_rate": 16000}``: stereo averaged, resampled
-    (polyphase) to 16 kHz."""
-    import soundfile as sf
-    from scipy.signal import resample_poly
+def load_audio(path: str, where: str = "") -> dict:
+    """``{"array": float32 mono, "sampling_rate": 16000}``: the protocol's audio (soundfile,
+    stereo averaged, polyphase-resampled to 16 kHz). One implementation, shared with the flex
+    model's decoder; a missing or corrupt file raises an error naming ``where`` and the file."""
+    from flex_models.media import load_audio as decode_16k_mono
 
-    audio, sr = sf.read(path, dtype="float32", always_2d=False)
-    if audio.ndim > 1:
-        audio = audio.mean(axis=1)
-    if sr != AUDIO_SR:
-        g = gcd(int(sr), AUDIO_SR)
-        audio = resample_poly(audio, AUDIO_SR // g, int(sr) // g)
-    return {"array": np.asarray(audio, dtype=np.float32), "sampling_rate": AUDIO_SR}
+    return {"array": decode_16k_mono(path, where), "sampling_rate": AUDIO_SR}
 
 
 def resolve(spec: TaskSpec, doc: dict) -> list:
@@ -56,7 +49,7 @@ def resolve(spec: TaskSpec, doc: dict) -> list:
                 row = source_dataset(spec, doc["source"])[int(doc["row"])]
             out.append(load_image(row[ref[4:]], spec.image_size))
         elif spec.modality == "audio":
-            out.append(load_audio(ref))
+            out.append(load_audio(ref, f"{spec.task} item {doc.get('flex_item')}"))
         elif spec.video is not None:
             out.append(ref)
         else:
