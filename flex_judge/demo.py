@@ -51,7 +51,8 @@ def evaluate(family: str, judge: Path, out: Path, max_new_tokens: int) -> Path:
     run_dir = out / f"eval-{family}"
     env = dict(os.environ, FLEX_JUDGE_DATA="fixtures", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
     cmd = [sys.executable, "-m", "flex_judge.lmms_main", "--model", "flex",
-           "--model_args", f"pretrained={judge},max_new_tokens={max_new_tokens}",
+           # the judge was trained on prompts ending in '<think>\n' (the recipe's training data)
+           "--model_args", f"pretrained={judge},max_new_tokens={max_new_tokens},assistant_prefix=<think>\\n",
            "--tasks", EVAL_PLAN[family], "--output_path", str(run_dir), "--log_samples"]
     print(" ".join(cmd), flush=True)
     rc = subprocess.call(cmd, env=env)
@@ -86,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     _step("leaderboard (paper layout; demo runs are flagged: tiny random judges on mini fixtures)")
     from flex_judge.leaderboard import main as leaderboard_main
 
-    return leaderboard_main([*map(str, runs), "--out", str(out / "leaderboard")])
+    labels = ",".join(f"tiny-{f}-judge" for f in families)
+    return leaderboard_main([*map(str, runs), "--labels", labels, "--out", str(out / "leaderboard")])
 
 
 if __name__ == "__main__":

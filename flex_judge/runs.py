@@ -244,6 +244,12 @@ def protocol_deviations(run: Run, task: str) -> list[str]:
     max_new = got.get("max_new_tokens", got.get("max_tokens"))
     if max_new is not None and _num(max_new) != _num(want["max_new_tokens"]):
         out.append(f"max_new_tokens={max_new} (protocol {want['max_new_tokens']})")
+    if run.model == "flex":  # the flex model's own caps apply on top of the task's settings
+        cap = run.model_arg("max_new_tokens")
+        if cap is not None and _num(cap) < _num(want["max_new_tokens"]):
+            out.append(f"model_args max_new_tokens={cap} caps the output (protocol {want['max_new_tokens']})")
+        if run.model_arg("assistant_prefix"):
+            out.append(f"model_args assistant_prefix={run.model_arg('assistant_prefix')!r} (protocol: none)")
     stops = got.get("until", got.get("stop")) or []
     stops = [stops] if isinstance(stops, str) else list(stops)
     if sorted(stops) != sorted(want.get("until", [])):

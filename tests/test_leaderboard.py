@@ -157,3 +157,18 @@ def test_audio_and_genai_cells_from_a_results_dict():
     rows = {r["label"]: r["cells"] for r in genai["rows"]}
     assert rows["j"]["overall"]["value"] == pytest.approx(50.0)
     assert rows["j_majority"]["overall"]["value"] == pytest.approx(60.0)
+
+
+def test_flex_model_arg_caps_are_flagged():
+    """A task run at protocol settings but with the flex model capping the output is not the protocol."""
+    spec = TASKS["flex_vl_rewardbench"]
+    data = {"config": {"model": "flex", "model_args": "pretrained=x,max_new_tokens=96,assistant_prefix=<think>\\n",
+                       "limit": None},
+            "results": {spec.task: {"n_runs,none": spec.runs}},
+            "configs": {spec.task: {"generation_kwargs": spec.generation_kwargs()}},
+            "n-samples": {spec.task: {"original": 10, "effective": 10}}}
+    devs = protocol_deviations(Run(Path("x_results.json"), data, "ok"), spec.task)
+    assert devs[0] == "model_args max_new_tokens=96 caps the output (protocol 4096)"
+    assert devs[1].startswith("model_args assistant_prefix=") and len(devs) == 2
+    data["config"]["model_args"] = "pretrained=x,max_new_tokens=8192"
+    assert protocol_deviations(Run(Path("x_results.json"), data, "ok"), spec.task) == []
