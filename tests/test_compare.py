@@ -107,6 +107,7 @@ def test_kappa_and_correlations_equal_sklearn_scipy(doctored):
             lb = ["none" if s2[k][0]["pred"] is None else str(s2[k][0]["pred"]) for k in keys]
             assert pair["kappa"] == pytest.approx(cohen_kappa_score(la, lb), abs=1e-12)
             assert pair["agreement"] == pytest.approx(np.mean([x == y for x, y in zip(la, lb)]))
+            differs = la != lb
             assert pair["agreement_ci95"][0] <= pair["agreement"] <= pair["agreement_ci95"][1]
             if 0 < pair["agreement"] < 1:
                 seen.add("non-trivial verdict agreement")
@@ -116,13 +117,15 @@ def test_kappa_and_correlations_equal_sklearn_scipy(doctored):
             assert pair["pearson"] == pytest.approx(pearsonr(x, y)[0], abs=1e-12)
             assert pair["spearman"] == pytest.approx(spearmanr(x, y)[0], abs=1e-12)
             assert pair["pearson_parsed"] == pytest.approx(pair["pearson"])
+            differs = x != y
         else:
             a = [s1[k][0]["pred"] for k in keys]
             b = [s2[k][0]["pred"] for k in keys]
             assert pair["exact_agreement"] == pytest.approx(np.mean([p == q for p, q in zip(a, b)]))
+            differs = a != b
         # the most-disagreeing items are real item ids, sorted by disagreement
         top = pair["top_disagreements"]
-        assert top and {d["item"] for d in top} <= {k[0] for k in keys}
+        assert bool(top) == differs and {d["item"] for d in top} <= {k[0] for k in keys}
         assert [d["disagreement"] for d in top] == sorted((d["disagreement"] for d in top), reverse=True)
     assert seen == {"verdict", "score", "ranking", "non-trivial verdict agreement"}
 

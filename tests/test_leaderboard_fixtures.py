@@ -77,7 +77,7 @@ def doctor(run_folder: Path, out: Path, seed: int, agree_with: Path | None = Non
                 task = f.name.split("_samples_")[1][:-6]
                 rec = row[TASKS[task].metric_names()[0][0]]
                 other[(task, rec["item"], rec["run"])] = rec["pred"]
-    for f in out.glob("*/*_samples_*.jsonl"):
+    for f in sorted(out.glob("*/*_samples_*.jsonl")):  # sorted: the rng stream must not depend on directory order
         task = f.name.split("_samples_")[1][:-6]
         spec = TASKS[task]
         lines = []
