@@ -211,7 +211,7 @@ def _mllm_image(data_dir: Path, rel: str, where: str, row: int, env: str) -> str
     raise DataError(f"{where} row {row}: image {rel!r} not found under {data_dir}/image, {data_dir}/images or {data_dir} (setting {env})")
 
 
-def _read_jsonl(path: Path) -> list[dict]:
+def read_jsonl(path: Path) -> list[dict]:
     if not path.exists():
         raise DataError(f"file not found: {path}")
     rows = []
@@ -229,7 +229,7 @@ def _mllm_judge(spec, source):
     bench_dir, data_dir = _mllm_dirs(Path(source), spec.env)
     path = bench_dir / f"{spec.variant}.jsonl"
     items = []
-    for i, r in enumerate(_read_jsonl(path)):
+    for i, r in enumerate(read_jsonl(path)):
         where = f"{path} row {i}"
         try:
             base = {"item": f"{spec.variant}-{r.get('id', r.get('score_id', r.get('pair_id', i)))}-{i}",

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from flex_models.render import render
 from flex_tasks.parsing import pairwise_scores
+from flex_tasks.data import read_jsonl
 
 _SPEC = json.loads((Path(__file__).with_name("protocols.json")).read_text())["text_judges"]
 SYSTEM = _SPEC["judgelm"]["system"]
@@ -24,33 +25,22 @@ MINI = Path(__file__).resolve().parents[1] / "yaml_tasks" / "lm_eval" / "judgelm
 ENV = "FLEX_JUDGELM_PATH"
 
 
-def _read_jsonl(path: Path) -> list[dict]:
-    rows = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path} line {n}: bad JSON ({e})") from None
-    return rows
-
-
 def load_rows(source: str | None = None) -> list[dict]:
     src = source or os.environ.get(ENV)
     if not src or os.environ.get("FLEX_JUDGE_DATA") == "fixtures":
-        return _read_jsonl(MINI)
+        return read_jsonl(MINI)
     p = Path(src).expanduser()
     if p.is_dir():
-        answers = {r["question_id"]: r for r in _read_jsonl(p / "judgelm_val_5k.jsonl")}
+        answers = {r["question_id"]: r for r in read_jsonl(p / "judgelm_val_5k.jsonl")}
         rows = []
-        for g in _read_jsonl(p / "judgelm_val_5k_gpt4.jsonl"):
+        for g in read_jsonl(p / "judgelm_val_5k_gpt4.jsonl"):
             row = dict(answers[g["question_id"]])
             row["score"] = g["score"]
             rows.append(row)
         return rows
     if not p.is_file():
         raise FileNotFoundError(f"{ENV}={src!r}: no such file or folder")
-    return _read_jsonl(p)
+    return read_jsonl(p)
 
 
 def load_dataset(**_):
