@@ -170,6 +170,25 @@ def _by_dataset(grid) -> tuple[np.ndarray, list[str]]:
     return ds, sorted(set(ds.tolist()))
 
 
+def _per_dataset(idx, ds, names, value) -> dict:
+    """{dataset: value(item indices of that dataset in idx)}; value returns None to leave one out."""
+    out = {}
+    for name in names:
+        sel = idx[ds[idx] == name]
+        v = value(sel) if len(sel) else None
+        if v is not None:
+            out[name] = float(v)
+    return out
+
+
+def _mean_over_datasets(per_ds):
+    """The MLLM-as-a-Judge headline: per-dataset values averaged over datasets (NaN if none)."""
+    def stat(idx):
+        v = per_ds(idx)
+        return float(np.mean(list(v.values()))) if v else NAN
+    return stat
+
+
 def mllm_pair(records, *, iters=M.DEFAULT_BOOTSTRAP_ITERS, seed=M.DEFAULT_BOOTSTRAP_SEED) -> dict:
     """Majority over runs (A=-1, B=+1, C=0 summed) per item; accuracy per original dataset,
     averaged over datasets. 'w.o. tie' keeps items whose human label is not C (a dataset
@@ -180,23 +199,14 @@ def mllm_pair(records, *, iters=M.DEFAULT_BOOTSTRAP_ITERS, seed=M.DEFAULT_BOOTST
     maj = np.array([M.sign_majority([r["pred"] for r in row if r is not None]) for row in grid])
     hit = (maj == gold).astype(float)
 
+    def acc(sel):
+        return hit[sel].mean() if len(sel) else None
+
     def per_ds(idx, with_tie):
-        vals = {}
-        for name in names:
-            sel = idx[ds[idx] == name]
-            if not with_tie:
-                sel = sel[gold[sel] != "C"]
-            if len(sel):
-                vals[name] = float(hit[sel].mean())
-        return vals
+        return _per_dataset(idx, ds, names, acc if with_tie else (lambda sel: acc(sel[gold[sel] != "C"])))
 
-    def w_tie(idx):
-        v = per_ds(idx, True)
-        return float(np.mean(list(v.values()))) if v else NAN
-
-    def wo_tie(idx):
-        v = per_ds(idx, False)
-        return float(np.mean(list(v.values()))) if v else NAN
+    w_tie = _mean_over_datasets(lambda idx: per_ds(idx, True))
+    wo_tie = _mean_over_datasets(lambda idx: per_ds(idx, False))
 
     all_idx = np.arange(len(items))
     out = {"acc_w_tie": w_tie(all_idx), "acc_wo_tie": wo_tie(all_idx)}
@@ -215,22 +225,17 @@ def mllm_score(records, *, iters=M.DEFAULT_BOOTSTRAP_ITERS, seed=M.DEFAULT_BOOTS
     pred = _matrix(grid, lambda r: float(r["pred"]))
     gold = np.array([float(_first(row)["gold"]) for row in grid])
 
-    def per_ds(idx):
-        vals = {}
-        for name in names:
-            sel = idx[ds[idx] == name]
-            if not len(sel):
-                continue
-            rs = []
-            for j in range(len(runs)):
-                ok = ~np.isnan(pred[sel, j])
-                rs.append(M.nan_to_zero(M.pearson(pred[sel, j][ok], gold[sel][ok])))
-            vals[name] = float(np.median(rs))
-        return vals
+    def median_pearson(sel):
+        rs = []
+        for j in range(len(runs)):
+            ok = ~np.isnan(pred[sel, j])
+            rs.append(M.nan_to_zero(M.pearson(pred[sel, j][ok], gold[sel][ok])))
+        return np.median(rs)
 
-    def stat(idx):
-        v = per_ds(idx)
-        return float(np.mean(list(v.values()))) if v else NAN
+    def per_ds(idx):
+        return _per_dataset(idx, ds, names, median_pearson)
+
+    stat = _mean_over_datasets(per_ds)
 
     all_idx = np.arange(len(items))
     out = {"pearson": stat(all_idx), "pearson_ci95": _ci(stat, len(items), iters, seed, strata=ds)}
@@ -246,18 +251,14 @@ def mllm_batch(records, *, iters=M.DEFAULT_BOOTSTRAP_ITERS, seed=M.DEFAULT_BOOTS
     ds, names = _by_dataset(grid)
     dist = _matrix(grid, lambda r: M.norm_levenshtein(r["pred"], r["gold"]))
 
-    def per_ds(idx):
-        vals = {}
-        for name in names:
-            sel = idx[ds[idx] == name]
-            if len(sel):
-                with _quiet():
-                    vals[name] = float(np.nanmax(np.nanmean(dist[sel], axis=0)))
-        return vals
+    def worst_run(sel):
+        with _quiet():
+            return np.nanmax(np.nanmean(dist[sel], axis=0))
 
-    def stat(idx):
-        v = per_ds(idx)
-        return float(np.mean(list(v.values()))) if v else NAN
+    def per_ds(idx):
+        return _per_dataset(idx, ds, names, worst_run)
+
+    stat = _mean_over_datasets(per_ds)
 
     all_idx = np.arange(len(items))
     out = {"levenshtein": stat(all_idx), "levenshtein_ci95": _ci(stat, len(items), iters, seed, strata=ds)}
