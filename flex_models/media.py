@@ -43,6 +43,17 @@ def _check_path(kind: str, path, where: str) -> Path:
     return p
 
 
+def _source(kind: str, url, where: str):
+    """A path, raw bytes or {'bytes'|'path': ...} -> something PIL / soundfile can open."""
+    if isinstance(url, dict):
+        return io.BytesIO(url["bytes"]) if url.get("bytes") else _check_path(kind, url.get("path"), where)
+    if isinstance(url, (bytes, bytearray)):
+        return io.BytesIO(url)
+    if isinstance(url, (str, Path)):
+        return _check_path(kind, url, where)
+    _fail(kind, url, where, f"unsupported type {type(url).__name__}")
+
+
 # --------------------------------------------------------------------------- images
 def load_image(url, where: str = ""):
     """PIL image (as given, converted to RGB), a path, raw bytes, or {'bytes'|'path': ...}."""
@@ -51,15 +62,7 @@ def load_image(url, where: str = ""):
     if isinstance(url, Image.Image):
         return url if url.mode == "RGB" else url.convert("RGB")
     try:
-        if isinstance(url, dict):
-            src = io.BytesIO(url["bytes"]) if url.get("bytes") else _check_path("image", url.get("path"), where)
-        elif isinstance(url, (bytes, bytearray)):
-            src = io.BytesIO(url)
-        elif isinstance(url, (str, Path)):
-            src = _check_path("image", url, where)
-        else:
-            _fail("image", url, where, f"unsupported type {type(url).__name__}")
-        with Image.open(src) as im:
+        with Image.open(_source("image", url, where)) as im:
             return im.convert("RGB")
     except MediaError:
         raise
@@ -101,15 +104,7 @@ def load_audio(url, where: str = "") -> np.ndarray:
         else:
             import soundfile as sf
 
-            if isinstance(url, dict):
-                src = io.BytesIO(url["bytes"]) if url.get("bytes") else _check_path("audio", url.get("path"), where)
-            elif isinstance(url, (bytes, bytearray)):
-                src = io.BytesIO(url)
-            elif isinstance(url, (str, Path)):
-                src = _check_path("audio", url, where)
-            else:
-                _fail("audio", url, where, f"unsupported type {type(url).__name__}")
-            arr, sr = sf.read(src, dtype="float32", always_2d=False)
+            arr, sr = sf.read(_source("audio", url, where), dtype="float32", always_2d=False)
         out = to_mono_16k(arr, sr)
     except MediaError:
         raise
