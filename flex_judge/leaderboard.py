@@ -202,8 +202,12 @@ def to_markdown(board: dict) -> str:
             out += ["", "Not the paper's protocol (not comparable to the paper rows):", *notes]
     out += ["", "## Runs", ""]
     for m in board["runs"]:
+        data = "; ".join(f"{t}: {d.get('source')} {d.get('hub_id') or d.get('path', '')} "
+                         f"{d.get('n_items')} items {str(d.get('items_sha256', ''))[:19]}"
+                         for t, d in (m.get("data") or {}).items())
         out.append(f"- **{m['label']}**: model `{m['model']}` model_args `{m['model_args']}`; "
-                   f"lmms-eval {m.get('lmms_eval_version', '?')}; date {m.get('date', '?')}; "
+                   f"lmms-eval {m.get('lmms_eval_version') or 'unknown'}; flex-judge {m.get('flex_judge', 'unknown')}; "
+                   f"data {data or 'unknown'}; date {m.get('date', '?')}; "
                    f"limit {m.get('limit')}; gen_kwargs {m.get('gen_kwargs')}; `{m['results_file']}`")
     if board.get("paper_notes"):
         out += ["", f"Paper rows note: {board['paper_notes']}"]
@@ -271,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     except RunError as e:
         print(f"flex-judge leaderboard: {e}", file=sys.stderr)
         return 2
+    runs = [r for r in runs if r.duplicate_of is None]  # one row per distinct results (warned in load_runs)
     board = build(runs, with_paper=not a.no_paper)
     if a.exclude_flagged:
         for sec in board["sections"]:

@@ -68,6 +68,8 @@ def task_provenance(spec: TaskSpec, source: str, items: list[dict], limit=None) 
     if kind == "fixtures":
         partial.append("bundled mini fixtures, not the benchmark")
     if limit not in (None, "", -1, "-1"):
+        if isinstance(limit, float) and limit.is_integer():
+            limit = int(limit)  # lmms-eval parses --limit as a float
         partial.append(f"--limit {limit}")
     if spec.multi_run and spec.n_runs() != spec.runs:
         partial.append(f"{RUNS_ENV}={spec.n_runs()} (protocol {spec.runs} runs)")
