@@ -11,7 +11,7 @@ Prompts, sampling and parsing are the paper's protocol for the mode (flex_judge.
 a --template file. Every finished item is appended to --out as it is produced, so a rerun skips
 finished items (a partial last line is cut). Rows that cannot be judged are reported with their
 line and skipped. The summary (agreement with `gold`, parse failures, position consistency,
-judgments/s) goes to stdout and to <out>.summary.json.
+judgments/s) goes to <out>.summary.json and, as one JSON line, to stdout.
 """
 from __future__ import annotations
 
@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"flex-judge judge: {s['judged_now']} items judged now ({sp['judgments']} judgments in {sp['engine_s']} s: "
           f"{sp['judgments_per_s']} judgments/s), {s['resumed']} resumed, {s['skipped_bad_rows']} bad rows skipped "
           f"-> {out}, {summary_path(out)}", file=sys.stderr)
-    print(json.dumps({k: s[k] for k in ("modes", "skipped_bad_rows", "speed")}, indent=2))
+    print(json.dumps({k: s[k] for k in ("modes", "skipped_bad_rows", "speed")}))  # one line, last on stdout
     return 0
 
 

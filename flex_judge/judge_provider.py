@@ -3,7 +3,7 @@
 lmms-eval 0.7.3 tasks that score with an LLM judge (mmvet, llava_in_the_wild, mathvista, ...)
 get it from `lmms_eval.llm_judge.ProviderFactory` by the `API_TYPE` environment variable.
 With flex-judge installed, `API_TYPE=flex` sends those judge calls to an OpenAI-compatible
-Flex-Judge server (`flex-judge serve`, or vLLM's own server):
+Flex-Judge server (`flex-judge judge serve`, or vLLM's own server):
 
   * the task's messages go out unchanged; when they carry no system message, Flex-Judge's
     reasoning system prompt (the protocols' own opening, below) is put first, so the model
@@ -166,7 +166,7 @@ def _provider_class():
                     if attempt + 1 < config.num_retries:
                         time.sleep(config.retry_delay)
             raise ConnectionError(f"flex judge server at {self.url} failed {config.num_retries} times "
-                                  f"(is `flex-judge serve` running? set {URL_ENV}): {last}")
+                                  f"(is `flex-judge judge serve` running? set {URL_ENV}): {last}")
 
     return FlexProvider
 

@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     engine = Engine(model, a.max_batch, a.log_requests)
     name = a.served_model_name or a.model.rstrip("/").split("/")[-1]
     server = ThreadingHTTPServer((a.host, a.port), make_handler(engine, name, a.raw_content))
-    print(f"flex-judge serve: {name} listening on http://{a.host}:{server.server_address[1]}/v1", flush=True)
+    print(f"flex-judge judge serve: {name} listening on http://{a.host}:{server.server_address[1]}/v1", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

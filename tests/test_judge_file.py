@@ -1,0 +1,162 @@
+"""`flex-judge judge` on the tiny VL checkpoint through the real `flex-judge` dispatcher and vLLM's
+CPU engine: bad rows reported by line and skipped, N samples x both orders with the protocol's
+seeds, resume after an interrupted write (same texts as the first run), settings guarded. The
+aggregation rules (sign majority, order mapping, mean, rankings) and the summary metrics are
+checked on known judge outputs against independently computed values (scipy)."""
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from scipy import stats
+
+from flex_judge import judge_file
+from flex_judge.api import Judge
+from flex_judge.cli import main as cli
+from flex_judge.judge_items import Settings, Template, item_requests, record, summarize
+from flex_models.render import render
+from flex_tasks.protocol import TASKS
+
+REPO = Path(__file__).resolve().parents[1]
+IMG = REPO / "examples" / "data" / "red_square.png"
+
+ROWS = [
+    {"id": "p1", "question": "What shape is shown?", "response_a": "A red square.", "response_b": "A blue circle.",
+     "images": ["img/red_square.png"], "gold": "A"},
+    {"id": "s1", "question": "Describe the image.", "response": "A red square.", "images": "img/red_square.png", "gold": 4},
+    "not json {",
+    {"id": "m1", "question": "q", "response": "r", "images": ["img/nowhere.png"]},
+    {"id": "b1", "question": "Which colour?", "responses": ["Red.", "Blue.", "Green."], "gold": "ACB"},
+    {"id": "p1", "question": "dup", "response": "x"},
+    {"id": "g1", "question": "q", "response_a": "a", "response_b": "b", "gold": "maybe"},
+]
+
+
+def _write(tmp: Path) -> Path:
+    (tmp / "img").mkdir()
+    shutil.copy(IMG, tmp / "img" / "red_square.png")
+    path = tmp / "items.jsonl"
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in ROWS))
+    return path
+
+
+def _records(out: Path) -> list[dict]:
+    return [json.loads(x) for x in out.read_text().splitlines()]
+
+
+@pytest.mark.e2e
+def test_judge_command_end_to_end_and_resume(tiny_vl, tmp_path, capsys):
+    items = _write(tmp_path)
+    out = tmp_path / "judged.jsonl"
+    args = ["judge", str(items), "--model", str(tiny_vl), "--backend", "vllm", "--max-new-tokens", "8",
+            "--both-orders", "--out", str(out), "--no-progress"]
+    assert cli(args) == 0
+    cap = capsys.readouterr()
+    for line, what in ((3, "invalid JSON"), (4, "image file not found: " + str(tmp_path / "img" / "nowhere.png")),
+                       (6, "duplicate id 'p1' (first on line 1)"), (7, "gold 'maybe' for a pair")):
+        assert f"items.jsonl line {line}: {what}" in cap.err
+    assert "judgments/s" in cap.err
+    summary = json.loads((tmp_path / "judged.summary.json").read_text())
+    assert summary["rows"] == 7 and summary["skipped_bad_rows"] == 4
+    assert [b["line"] for b in summary["bad_rows"]] == [3, 4, 6, 7]
+    first = {r["id"]: r for r in _records(out)}
+    assert list(first) == ["p1", "s1", "b1"]
+    # protocol runs = 3 samples, seeds 0..2; pair and batch also in reversed order, score not
+    assert [(s["order"], s["run"]) for s in first["p1"]["samples"]] == [("given", k) for k in range(3)] + [("reversed", k) for k in range(3)]
+    assert [s["run"] for s in first["s1"]["samples"]] == [0, 1, 2]
+    assert summary["modes"]["pair"]["items"] == 1 and summary["modes"]["batch"]["samples"] == 6
+    assert summary["speed"]["judgments"] == 15 and summary["speed"]["judgments_per_s"] > 0
+    assert json.loads(cap.out.strip().splitlines()[-1])["skipped_bad_rows"] == 4
+
+    # interrupted write: the last record half written -> cut; only that item is judged again,
+    # with the same seeds, so the same texts come back
+    data = out.read_text()
+    out.write_text(data[: data.rindex('{"id": "b1"') + 40])
+    assert cli(args) == 0
+    assert "cut a partial last line" in capsys.readouterr().err
+    again = _records(out)
+    assert [r["id"] for r in again] == ["p1", "s1", "b1"]
+    assert [s["text"] for s in again[2]["samples"]] == [s["text"] for s in first["b1"]["samples"]]
+    summary = json.loads((tmp_path / "judged.summary.json").read_text())
+    assert (summary["resumed"], summary["judged_now"]) == (2, 1)
+
+    # other settings on the same output: refused before any weights load
+    assert cli(args[:-3] + ["--samples", "2", "--out", str(out)]) == 2
+    assert "judged with other settings (samples" in capsys.readouterr().err
+
+
+def _verdicts(req, texts):
+    j = Judge(model=None)
+    return [j._verdict(req, t) for t in texts]
+
+
+def test_pair_votes_orders_and_position_consistency():
+    s = Settings(samples=2, both_orders=True)
+    reqs = item_requests(Judge(model=None), s, "pair", {"question": "q", "response_a": "a", "response_b": "b"}, [])
+    assert [(rev, r.doc["flex_run"], r.doc["flex_seed"]) for rev, r in reqs] == [(False, 0, 0), (False, 1, 1), (True, 0, 0), (True, 1, 1)]
+    # the reversed request shows b first
+    assert "[Assistant 1's Answer]\nb\n\n[Assistant 2's Answer]\na" in render(reqs[2][1].messages, "vl").prompt
+    texts = ["<think>a wins</think><answer>8</answer><answer>3</answer>",  # given: A
+             "<answer>5</answer><answer>5</answer>",                        # given: tie
+             "<answer>9</answer><answer>2</answer>",                        # reversed, first shown (b) wins: B
+             "garbage"]                                                     # unparsed: no vote
+    samples = [(rev, v) for (rev, r), v in zip(reqs, [_verdicts(r, [t])[0] for (_, r), t in zip(reqs, texts)])]
+    rec = record("pair", "x", 1, "A", samples, s, 2)
+    assert [x["verdict"] for x in rec["samples"]] == ["A", "tie", "B", None]
+    assert (rec["verdict"], rec["verdict_given_order"], rec["verdict_reversed_order"]) == ("tie", "A", "B")
+    assert rec["position_consistent"] is False and rec["n_parsed"] == 3 and rec["reasoning"] == "a wins"
+
+
+def test_score_mean_batch_ranking_and_template():
+    s = Settings(samples=3, both_orders=True)
+    j = Judge(model=None)
+    reqs = item_requests(j, s, "score", {"question": "q", "response": "r"}, [])
+    assert len(reqs) == 3  # no order for a single response
+    rec = record("score", "s", 1, 4.0, [(False, v) for v in _verdicts(reqs[0][1], ["<answer>4</answer>", "<answer>2</answer>", "??"])], s, 1)
+    assert rec["verdict"] == 3.0 and rec["n_parsed"] == 2
+
+    reqs = item_requests(j, Settings(samples=1, both_orders=True), "batch", {"question": "q", "responses": ["x", "y", "z"]}, [])
+    given = _verdicts(reqs[0][1], ["<answer>2</answer><answer>9</answer><answer>5</answer>"])[0]   # y > z > x
+    rev = _verdicts(reqs[1][1], ["<answer>1</answer><answer>7</answer><answer>3</answer>"])[0]     # shown z,y,x: y > x > z
+    rec = record("batch", "b", 1, "BCA", [(False, given), (True, rev)], Settings(samples=1, both_orders=True), 3)
+    assert rec["verdict_given_order"] == "BCA" and rec["verdict_reversed_order"] == "BAC"
+    assert rec["verdict"] == "BCA" and rec["position_consistent"] is False  # means x 2.5, y 8, z 3
+
+    t = Template(system="Judge fairly.", user="Q: {question}\nA: {response_a}\nB: {response_b}\nRef: {reference}")
+    reqs = item_requests(j, Settings(samples=1, template=t), "pair",
+                         {"question": "q", "response_a": "a", "response_b": "b", "reference": "r"}, [str(IMG)])
+    prompt = render(reqs[0][1].messages, "vl").prompt
+    assert prompt == ("<|im_start|>system\nJudge fairly.<|im_end|>\n<|im_start|>user\n<|vision_start|><|image_pad|>"
+                      "<|vision_end|>Q: q\nA: a\nB: b\nRef: r<|im_end|>\n<|im_start|>assistant\n")
+    assert reqs[0][1].spec.parser == TASKS["flex_mllm_judge_pair"].parser
+
+
+def test_summary_metrics_against_scipy():
+    def rec(mode, verdict, gold, n_parsed=3, **kw):
+        return {"mode": mode, "verdict": verdict, "gold": gold, "n_samples": 3, "n_parsed": n_parsed,
+                "parse_ok": verdict is not None, **kw}
+
+    pred, gold = [4.0, 2.5, 3.0, 5.0], [5, 1, 3, 4]
+    rs = [rec("score", p, g) for p, g in zip(pred, gold)] + [rec("score", None, 2, n_parsed=0)]
+    rs += [rec("pair", "A", "A", position_consistent=True), rec("pair", "tie", "B", position_consistent=False),
+           rec("pair", None, "tie", n_parsed=0, position_consistent=None), rec("pair", "B", "B", position_consistent=True)]
+    rs += [rec("batch", "ABC", "ABC"), rec("batch", "CBA", "ABC")]
+    m = summarize(rs)
+    sc = m["score"]
+    assert sc["pearson"] == pytest.approx(stats.pearsonr(pred, gold)[0])
+    assert sc["spearman"] == pytest.approx(stats.spearmanr(pred, gold)[0])
+    assert sc["mae"] == pytest.approx(sum(abs(p - g) for p, g in zip(pred, gold)) / 4)
+    assert (sc["items"], sc["item_parse_failures"], sc["sample_parse_failure_rate"]) == (5, 1, pytest.approx(3 / 15))
+    pr = m["pair"]
+    assert (pr["agreement"], pr["agreement_wo_tie"]) == (pytest.approx(2 / 4), pytest.approx(2 / 3))
+    assert (pr["position_consistency"], pr["position_checked"]) == (pytest.approx(2 / 3), 3)
+    assert m["batch"]["exact_match"] == 0.5 and m["batch"]["norm_levenshtein"] == pytest.approx((0 + 2 / 3) / 2)
+
+
+def test_bad_template_and_input_are_clear(tmp_path, capsys):
+    t = tmp_path / "t.yaml"
+    t.write_text("user: 'Q: {question}'\nmood: pair\n")
+    with pytest.raises(ValueError, match="allowed keys system, user, mode"):
+        Template.load(t)
+    assert judge_file.main([str(tmp_path / "none.jsonl"), "--model", "x"]) == 2
+    assert "input file not found" in capsys.readouterr().err
