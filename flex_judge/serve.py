@@ -48,7 +48,7 @@ def split_answer(text: str) -> tuple[str, str]:
         return " ".join(answers), reasoning
     if "</think>" in text:
         return text.split("</think>", 1)[1].strip(), reasoning
-    return text.strip(), ""
+    return text.strip(), reasoning if m else ""
 
 
 # ------------------------------------------------------------------ OpenAI -> flex messages
