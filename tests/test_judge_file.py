@@ -160,3 +160,51 @@ def test_bad_template_and_input_are_clear(tmp_path, capsys):
         Template.load(t)
     assert judge_file.main([str(tmp_path / "none.jsonl"), "--model", "x"]) == 2
     assert "input file not found" in capsys.readouterr().err
+
+
+def _example(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO / "examples" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_rerank_example_items_and_pick():
+    ex = _example("rerank_best_of_n")
+    rows = ex.read_candidates(REPO / "examples" / "data" / "candidates.jsonl")
+    items = ex.to_items(rows, "score")
+    assert len(items) == sum(len(r["candidates"]) for r in rows) and items[0]["id"] == "q1#0"
+    assert all(Path(p).is_file() for it in items for p in it["images"])
+    judged = [{"id": "q1#0", "verdict": 3.0}, {"id": "q1#1", "verdict": None}, {"id": "q1#2", "verdict": 4.5},
+              {"id": "q2#0", "verdict": 2.0}, {"id": "q2#2", "verdict": 2.0}]
+    best = ex.pick(rows, judged, "score")
+    assert [b["best_index"] for b in best] == [2, 0, None]  # q2: tie -> earlier; q3: nothing parsed
+    assert best[0]["scores"] == [3.0, None, 4.5] and best[2]["n_scored"] == 0
+    best = ex.pick(rows, [{"id": "q1", "verdict": "CAB"}, {"id": "q2", "verdict": None}], "batch")
+    assert best[0]["best_index"] == 2 and best[0]["scores"] == [2.0, 1.0, 3.0] and best[1]["best"] is None
+
+
+def test_cross_judge_agreement_example(tmp_path):
+    ex = _example("cross_judge_agreement")
+    a = [[8, 6], [7, 9], [5, 5], [-1, -1], [6, 8], [9, 3]]
+    b = [[7, 7], [6, 9], [8, 4], [7, 7], [5, 8], [8, 2]]
+    for name, vals in (("a", a), ("b", b)):
+        (tmp_path / f"{name}.jsonl").write_text("".join(
+            json.dumps({"doc_id": i, "gpt_eval_llava_all": {"scores": v}}) + "\n" for i, v in enumerate(vals)))
+    rep = ex.compare(ex.read(tmp_path / "a.jsonl", "gpt_eval_llava_all.scores"),
+                     ex.read(tmp_path / "b.jsonl", "gpt_eval_llava_all.scores"))
+    keep = [0, 1, 2, 4, 5]  # item 3: judge a failed ([-1, -1])
+    da, db = [a[i][1] - a[i][0] for i in keep], [b[i][1] - b[i][0] for i in keep]
+    assert (rep["compared"], rep["failed_a"], rep["failed_b"]) == (5, 1, 0)
+    assert rep["pearson"] == pytest.approx(stats.pearsonr(da, db)[0])
+    assert rep["spearman"] == pytest.approx(stats.spearmanr(da, db)[0])
+    # verdicts a: first, second, tie, second, first; b: tie, second, first, second, first -> 3/5 agree
+    assert rep["verdict_agreement"] == pytest.approx(3 / 5)
+    po, pe = 3 / 5, (2 * 2 + 2 * 2 + 1 * 1) / 25  # first 2/2, second 2/2, tie 1/1
+    assert rep["cohen_kappa"] == pytest.approx((po - pe) / (1 - pe))
+    assert rep["largest_disagreements"][0]["item"] == "2"  # 0 vs -4
+    assert ex.main([str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl"), "--field", "gpt_eval_llava_all.scores",
+                    "--names", "flex,gpt-4o", "--out", str(tmp_path / "r.md")]) == 0
+    assert "| verdict_agreement | 0.6000 |" in (tmp_path / "r.md").read_text()
