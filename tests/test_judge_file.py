@@ -208,3 +208,16 @@ def test_cross_judge_agreement_example(tmp_path):
     assert ex.main([str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl"), "--field", "gpt_eval_llava_all.scores",
                     "--names", "flex,gpt-4o", "--out", str(tmp_path / "r.md")]) == 0
     assert "| verdict_agreement | 0.6000 |" in (tmp_path / "r.md").read_text()
+
+
+def test_speed_workload_matches_the_inference_benchmark(tmp_path):
+    """examples/judge_speed_workload.py rows render to the inference benchmark's exact prompts."""
+    ex = _example("judge_speed_workload")
+    items, bad = judge_file.read_items(ex.write(2, tmp_path, words=30, image=56), "auto")
+    assert not bad and len(items) == 2
+    s = Settings(samples=1, protocols={"pair": "flex_vl_rewardbench"})
+    task = ex.bench_task()
+    for it, doc in zip(items, task.make_docs(2, 30, 56)):
+        (rev, req), = item_requests(Judge(model=None), s, "pair", it.row, it.media)
+        assert render(req.messages, "vl").prompt == task.render_prompt(doc)
+        assert req.spec.generation_kwargs()["temperature"] == 0.6 and req.doc["flex_seed"] == 0
