@@ -157,7 +157,7 @@ def judge_file(judge, path: Path, out: Path, settings: Settings, mode: str = "au
     for b in bad[n_bad0:]:
         print(f"flex-judge judge: {path} line {b['line']}: {b['error']} (skipped)", file=sys.stderr)
     wall = time.perf_counter() - t0
-    summary = {"input": str(path), "output": str(out), "rows": len(items) + len(bad), "judged_now": len(records) - len(done),
+    summary = {"input": str(path), "output": str(out), "rows": len(items) + n_bad0, "judged_now": len(records) - len(done),
                "resumed": len(done), "skipped_bad_rows": len(bad), "bad_rows": sorted(bad, key=lambda b: b["line"]),
                "modes": summarize(sorted(records, key=lambda r: r["line"])),
                "speed": {"judgments": judgments, "wall_s": round(wall, 3), "engine_s": round(engine_s, 3),

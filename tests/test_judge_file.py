@@ -29,12 +29,15 @@ ROWS = [
     {"id": "b1", "question": "Which colour?", "responses": ["Red.", "Blue.", "Green."], "gold": "ACB"},
     {"id": "p1", "question": "dup", "response": "x"},
     {"id": "g1", "question": "q", "response_a": "a", "response_b": "b", "gold": "maybe"},
+    {"id": "a1", "question": "How does it sound?", "response": "Clear.", "audios": ["img/utt.wav"]},  # VL: no audio
 ]
+WAV = REPO / "flex_tasks" / "fixtures" / "somos" / "audios" / "booksent_2012_0000_001.wav"
 
 
 def _write(tmp: Path) -> Path:
     (tmp / "img").mkdir()
     shutil.copy(IMG, tmp / "img" / "red_square.png")
+    shutil.copy(WAV, tmp / "img" / "utt.wav")
     path = tmp / "items.jsonl"
     path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in ROWS))
     return path
@@ -53,12 +56,13 @@ def test_judge_command_end_to_end_and_resume(tiny_vl, tmp_path, capsys):
     assert cli(args) == 0
     cap = capsys.readouterr()
     for line, what in ((3, "invalid JSON"), (4, "image file not found: " + str(tmp_path / "img" / "nowhere.png")),
-                       (6, "duplicate id 'p1' (first on line 1)"), (7, "gold 'maybe' for a pair")):
+                       (6, "duplicate id 'p1' (first on line 1)"), (7, "gold 'maybe' for a pair"),
+                       (8, "RenderError: audio input (api request 0 (flex_mllm_judge_score)) cannot be sent to a Qwen2.5-VL")):
         assert f"items.jsonl line {line}: {what}" in cap.err
     assert "judgments/s" in cap.err
     summary = json.loads((tmp_path / "judged.summary.json").read_text())
-    assert summary["rows"] == 7 and summary["skipped_bad_rows"] == 4
-    assert [b["line"] for b in summary["bad_rows"]] == [3, 4, 6, 7]
+    assert summary["rows"] == 8 and summary["skipped_bad_rows"] == 5
+    assert [b["line"] for b in summary["bad_rows"]] == [3, 4, 6, 7, 8]
     first = {r["id"]: r for r in _records(out)}
     assert list(first) == ["p1", "s1", "b1"]
     # protocol runs = 3 samples, seeds 0..2; pair and batch also in reversed order, score not
@@ -66,7 +70,7 @@ def test_judge_command_end_to_end_and_resume(tiny_vl, tmp_path, capsys):
     assert [s["run"] for s in first["s1"]["samples"]] == [0, 1, 2]
     assert summary["modes"]["pair"]["items"] == 1 and summary["modes"]["batch"]["samples"] == 6
     assert summary["speed"]["judgments"] == 15 and summary["speed"]["judgments_per_s"] > 0
-    assert json.loads(cap.out.strip().splitlines()[-1])["skipped_bad_rows"] == 4
+    assert json.loads(cap.out.strip().splitlines()[-1])["skipped_bad_rows"] == 5
 
     # interrupted write: the last record half written -> cut; only that item is judged again,
     # with the same seeds, so the same texts come back
