@@ -99,9 +99,9 @@ def compare(a: dict, b: dict) -> dict:
 
 def markdown(rep: dict, names: tuple[str, str], field: str) -> str:
     a, b = names
-    lines = [f"# Cross-judge agreement: {a} vs {b}", "", f"Field `{field}`; {rep['common_items']} common items, "
-             f"{rep['compared']} compared ({a} failed on {rep['failed_a']}, {b} on {rep['failed_b']}).", "",
-             "| statistic | value |", "|---|---|"]
+    counts = (f"Field `{field}`; {rep['common_items']} common items, {rep['compared']} compared "
+              f"({a} failed on {rep['failed_a']}, {b} on {rep['failed_b']}).")
+    lines = [f"# Cross-judge agreement: {a} vs {b}", "", counts, "", "| statistic | value |", "|---|---|"]
     for key in ("pearson", "spearman", "mean_abs_diff", "verdict_agreement", "cohen_kappa"):
         if key in rep:
             lines.append(f"| {key} | {rep[key]:.4f} |")

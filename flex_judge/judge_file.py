@@ -23,8 +23,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from flex_judge.judge_items import (MODES, RowError, Settings, Template, item_requests, parse_gold, protocol_for,
-                                    record, row_media, row_mode, row_responses, summarize)
+from flex_judge.judge_items import (
+    MODES,
+    RowError,
+    Settings,
+    Template,
+    item_requests,
+    parse_gold,
+    protocol_for,
+    record,
+    row_media,
+    row_mode,
+    row_responses,
+    summarize,
+)
 
 
 @dataclass

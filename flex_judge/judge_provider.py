@@ -144,7 +144,7 @@ def _provider_class():
             from flex_judge.serve import split_answer
 
             config = request.config or self.config
-            timeout = float(os.environ.get(TIMEOUT_ENV, 600))
+            timeout = float(os.environ.get(TIMEOUT_ENV, "600"))
             last = None
             for attempt in range(max(1, config.num_retries)):
                 try:
@@ -243,9 +243,7 @@ def register() -> None:
     from lmms_eval.llm_judge import ProviderFactory
     from lmms_eval.llm_judge.launcher import AVAILABLE_LAUNCHERS
 
-    import flex_judge.judge_provider as me
-
-    ProviderFactory.register_provider("flex", me.FlexProvider)
+    ProviderFactory.register_provider("flex", __getattr__("FlexProvider"))
     AVAILABLE_LAUNCHERS["flex"] = "flex_judge.judge_provider.FlexLauncher"
 
 

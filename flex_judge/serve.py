@@ -21,7 +21,6 @@ import io
 import json
 import queue
 import re
-import sys
 import threading
 import time
 import uuid

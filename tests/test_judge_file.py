@@ -222,6 +222,6 @@ def test_speed_workload_matches_the_inference_benchmark(tmp_path):
     s = Settings(samples=1, protocols={"pair": "flex_vl_rewardbench"})
     task = ex.bench_task()
     for it, doc in zip(items, task.make_docs(2, 30, 56)):
-        (rev, req), = item_requests(Judge(model=None), s, "pair", it.row, it.media)
+        (_, req), = item_requests(Judge(model=None), s, "pair", it.row, it.media)
         assert render(req.messages, "vl").prompt == task.render_prompt(doc)
         assert req.spec.generation_kwargs()["temperature"] == 0.6 and req.doc["flex_seed"] == 0
