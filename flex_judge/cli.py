@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "lm-eval": ("flex_models.lm_eval_cli:main", "run lm-eval (text-only judging) with the flex model registered"),
     "leaderboard": ("flex_judge.leaderboard:main", "collect lmms-eval runs of flex tasks into the paper's tables"),
     "compare": ("flex_judge.compare:main", "per-item comparison of judges that ran the same flex tasks"),
+    "judge": ("flex_judge.judge_file:main", "judge your own JSONL file (pair / score / batch); `judge serve` starts the lmms-eval judge server"),
 }
 
 
