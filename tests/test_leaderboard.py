@@ -172,3 +172,32 @@ def test_flex_model_arg_caps_are_flagged():
     assert devs[1].startswith("model_args assistant_prefix=") and len(devs) == 2
     data["config"]["model_args"] = "pretrained=x,max_new_tokens=8192"
     assert protocol_deviations(Run(Path("x_results.json"), data, "ok"), spec.task) == []
+
+
+def _crafted_run(folder: Path, model_args: str, results: dict) -> Path:
+    """A minimal lmms-eval results file (values as lmms-eval writes them: '<metric>,none')."""
+    folder.mkdir(parents=True)
+    res = {t: {f"{k},none": v for k, v in m.items()} for t, m in results.items()}
+    data = {"results": res, "config": {"model": "flex", "model_args": model_args, "limit": None},
+            "configs": {}, "n-samples": {}}
+    path = folder / "20261129_000000_results.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_paper_rows_are_compared_with_as_released_mllm_values(tmp_path):
+    common = {"parse_failure_rate": 0.0, "n_items": 3, "n_runs": 3}
+    path = _crafted_run(tmp_path / "r", "pretrained=ckpt/vl", {
+        "flex_mllm_judge_score": {"pearson": -0.451, "pearson_as_released": -0.332, **common},
+        "flex_mllm_judge_batch": {"levenshtein": 0.429, "levenshtein_as_released": 0.321, **common}})
+    run = load_runs([path])
+    sec = next(s for s in LB.build(run)["sections"] if s["key"] == "mllm_as_a_judge_avg")
+    row = next(r for r in sec["rows"] if r["kind"] == "run")
+    assert row["cells"]["score_pearson"]["value"] == -0.332
+    assert row["cells"]["score_pearson"]["metric"] == "pearson_as_released"
+    assert row["cells"]["batch_levenshtein(lower better)"]["value"] == 0.321
+    md = LB.to_markdown(LB.build(run))
+    assert "`pearson_as_released` (runs pooled as the released test/evaluate.py does" in md
+    sec = next(s for s in LB.build(run, with_paper=False)["sections"] if s["key"] == "mllm_as_a_judge_avg")
+    assert sec["rows"][0]["cells"]["score_pearson"]["value"] == -0.451  # no paper rows: the protocol value
+
