@@ -248,6 +248,9 @@ def protocol_deviations(run: Run, task: str) -> list[str]:
         cap = run.model_arg("max_new_tokens")
         if cap is not None and _num(cap) < _num(want["max_new_tokens"]):
             out.append(f"model_args max_new_tokens={cap} caps the output (protocol {want['max_new_tokens']})")
+        if spec.modality == "audio" and run.model_arg("audio_scaling") == "unit":
+            out.append("model_args audio_scaling=unit (the paper's audio numbers were produced with the "
+                       "released int16 scaling: audio_scaling=released)")
         if run.model_arg("assistant_prefix"):
             out.append(f"model_args assistant_prefix={run.model_arg('assistant_prefix')!r} (protocol: none)")
     stops = got.get("until", got.get("stop")) or []

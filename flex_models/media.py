@@ -71,14 +71,23 @@ def load_image(url, where: str = ""):
 
 
 # --------------------------------------------------------------------------- audio
-def to_mono_16k(array, sr: int) -> np.ndarray:
-    """Any channel layout ((n,), (n, c) or (c, n) with c <= 8) and rate -> mono float32 16 kHz."""
+AUDIO_SCALINGS = ("released", "unit")
+# Qwen2.5-Omni's Whisper feature extractor pads / cuts every clip to chunk_length = 30 s
+# (preprocessor_config.json of the released checkpoints); later samples never reach the model.
+MAX_AUDIO_SECONDS = 30.0
+
+
+def to_mono_16k(array, sr: int, channel_axis: int | None = None) -> np.ndarray:
+    """Any channel layout and rate -> mono float32 16 kHz. ``channel_axis`` says which axis of
+    a 2-D array holds the channels (soundfile: 1); unknown: the shorter axis (any channel count)."""
     a = np.asarray(array)
     if a.dtype.kind in "iu":  # integer PCM -> [-1, 1]
         a = a.astype(np.float32) / float(np.iinfo(a.dtype).max)
     a = a.astype(np.float32, copy=False)
     if a.ndim == 2:
-        a = a.mean(axis=1 if a.shape[1] <= 8 and a.shape[1] < a.shape[0] else 0)
+        if channel_axis is None:
+            channel_axis = 1 if a.shape[1] <= a.shape[0] else 0
+        a = a.mean(axis=channel_axis)
     elif a.ndim != 1:
         raise ValueError(f"audio array has shape {a.shape}; expected 1-D or 2-D")
     sr = int(sr)
@@ -92,26 +101,57 @@ def to_mono_16k(array, sr: int) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.float32)
 
 
-def load_audio(url, where: str = "") -> np.ndarray:
-    """Path, bytes, (array, sr), or {'array', 'sampling_rate'} / {'path'|'bytes'} -> 16 kHz mono."""
-    try:
-        if isinstance(url, dict) and "array" in url:
-            if "sampling_rate" not in url:
-                _fail("audio", url, where, "dict has 'array' but no 'sampling_rate'")
-            arr, sr = url["array"], url["sampling_rate"]
-        elif isinstance(url, tuple) and len(url) == 2:
-            arr, sr = url
-        else:
-            import soundfile as sf
+def released_int16_scale(a: np.ndarray) -> np.ndarray:
+    """The released audio scripts' step for resampled audio: ``(x * 32767).astype(int16)``
+    (truncation toward zero), returned as float32 for the feature extractor. Values beyond
+    +-1 are clipped first (the released cast leaves them undefined)."""
+    return np.clip(a * 32767.0, -32768, 32767).astype(np.int16).astype(np.float32)
 
-            arr, sr = sf.read(_source("audio", url, where), dtype="float32", always_2d=False)
-        out = to_mono_16k(arr, sr)
+
+def _read_audio(url, where: str) -> tuple[np.ndarray, int]:
+    if isinstance(url, dict) and "array" in url:
+        if "sampling_rate" not in url:
+            _fail("audio", url, where, "dict has 'array' but no 'sampling_rate'")
+        sr = url["sampling_rate"]
+        return to_mono_16k(url["array"], sr), int(url.get("source_sampling_rate", sr))
+    if isinstance(url, tuple) and len(url) == 2:
+        return to_mono_16k(url[0], url[1]), int(url[1])
+    import soundfile as sf
+
+    arr, sr = sf.read(_source("audio", url, where), dtype="float32", always_2d=True)  # (frames, channels)
+    seconds = arr.shape[0] / sr
+    if seconds > MAX_AUDIO_SECONDS:
+        import warnings
+
+        warnings.warn(f"audio {_describe(url)}{f' ({where})' if where else ''} lasts {seconds:.1f} s; the model "
+                      f"hears only its first {MAX_AUDIO_SECONDS:.0f} s", stacklevel=4)
+    return to_mono_16k(arr, sr, channel_axis=1), int(sr)
+
+
+def decode_audio(url, where: str = "") -> tuple[np.ndarray, int]:
+    """(16 kHz mono float32 in [-1, 1], the source's sampling rate) of a path, bytes,
+    (array, sr), {'array', 'sampling_rate'[, 'source_sampling_rate']} or {'path'|'bytes'}."""
+    try:
+        out, source_sr = _read_audio(url, where)
     except MediaError:
         raise
     except Exception as e:
         _fail("audio", url, where, f"{type(e).__name__}: {e}")
     if out.size == 0:
         _fail("audio", url, where, "empty audio")
+    return out, source_sr
+
+
+def load_audio(url, where: str = "", scaling: str = "unit") -> np.ndarray:
+    """Any audio :func:`decode_audio` reads -> 16 kHz mono float32. ``scaling="released"``
+    applies the released scripts' int16-range scaling to audio that had to be resampled
+    (source rate != 16 kHz); 16 kHz sources stay in [-1, 1], as they did there.
+    ``"unit"``: always [-1, 1]."""
+    if scaling not in AUDIO_SCALINGS:
+        raise ValueError(f"audio scaling {scaling!r}: allowed values are {', '.join(AUDIO_SCALINGS)}")
+    out, source_sr = decode_audio(url, where)
+    if scaling == "released" and source_sr != AUDIO_SR:
+        out = released_int16_scale(out)
     return out
 
 

@@ -27,8 +27,9 @@ log = logging.getLogger("flex_models")
 class MediaCache:
     """Decoded media of one generate_until call, keyed by object identity or path."""
 
-    def __init__(self):
+    def __init__(self, audio_scaling: str = "released"):
         self._store: dict = {}
+        self.audio_scaling = audio_scaling  # model_args audio_scaling
 
     def get(self, kind: str, url, where: str, hints: dict):
         key = (kind, url if isinstance(url, str) else id(url), tuple(sorted(hints.items())))
@@ -38,7 +39,7 @@ class MediaCache:
         if kind == "image":
             value = load_image(url, where)
         elif kind == "audio":
-            value = load_audio(url, where)
+            value = load_audio(url, where, scaling=self.audio_scaling)
         else:
             value = load_video(url, where, fps=hints.get("fps"), max_pixels=hints.get("max_pixels"))
         self._store[key] = (url, value)  # keep url alive so id() stays unique
@@ -77,7 +78,7 @@ class FlexJudge(lmms):
 
     def prepare(self, messages, where: str = "", doc=None, gen_kwargs=None, cache: MediaCache | None = None) -> Prepared:
         """Render + decode + sampling settings of one request (no generation)."""
-        cache = cache or MediaCache()
+        cache = cache or MediaCache(self.args.audio_scaling)
         r = render(messages, self.family, self.args.assistant_prefix, where=where)
         limits = self.limits
         for kind, urls in r.media.items():
@@ -102,7 +103,7 @@ class FlexJudge(lmms):
         return Prepared(prompt=r.prompt, media=media, spec=spec, where=where)
 
     def _prepare_all(self, requests) -> list[Prepared]:
-        cache = MediaCache()
+        cache = MediaCache(self.args.audio_scaling)
         out = []
         for req in tqdm(requests, desc="flex: rendering + media", disable=len(requests) < 2):
             _ctx, doc_to_messages, gen_kwargs, doc_id, task, split = req.args

@@ -26,12 +26,15 @@ def load_image(value: Any, size: Optional[int]):
 
 
 def load_audio(path: str, where: str = "") -> dict:
-    """``{"array": float32 mono, "sampling_rate": 16000}``: the protocol's audio (soundfile,
-    stereo averaged, polyphase-resampled to 16 kHz). One implementation, shared with the flex
-    model's decoder; a missing or corrupt file raises an error naming ``where`` and the file."""
-    from flex_models.media import load_audio as decode_16k_mono
+    """``{"array": float32 mono in [-1, 1], "sampling_rate": 16000, "source_sampling_rate": the
+    file's rate}``: the protocol's audio (soundfile, channels averaged, polyphase-resampled to
+    16 kHz). The source rate lets the flex model reproduce the released scripts' scaling of
+    resampled audio (model_args audio_scaling). One decoder, shared with the flex model; a
+    missing or corrupt file raises an error naming ``where`` and the file."""
+    from flex_models.media import decode_audio
 
-    return {"array": decode_16k_mono(path, where), "sampling_rate": AUDIO_SR}
+    array, source_sr = decode_audio(path, where)
+    return {"array": array, "sampling_rate": AUDIO_SR, "source_sampling_rate": source_sr}
 
 
 def resolve(spec: TaskSpec, doc: dict) -> list:

@@ -201,3 +201,12 @@ def test_paper_rows_are_compared_with_as_released_mllm_values(tmp_path):
     sec = next(s for s in LB.build(run, with_paper=False)["sections"] if s["key"] == "mllm_as_a_judge_avg")
     assert sec["rows"][0]["cells"]["score_pearson"]["value"] == -0.451  # no paper rows: the protocol value
 
+
+def test_unit_audio_scaling_is_flagged_against_paper_rows(tmp_path):
+    common = {"lcc": 0.5, "srcc": 0.5, "parse_failure_rate": 0.0, "n_items": 3, "n_runs": 1}
+    unit = load_runs([_crafted_run(tmp_path / "u", "pretrained=ckpt/omni,audio_scaling=unit", {"flex_voxsim": common})])[0]
+    released = load_runs([_crafted_run(tmp_path / "r", "pretrained=ckpt/omni", {"flex_voxsim": common})])[0]
+    assert any("audio_scaling=unit" in d for d in protocol_deviations(unit, "flex_voxsim"))
+    assert not any("audio_scaling" in d for d in protocol_deviations(released, "flex_voxsim"))
+    audio = next(s for s in LB.build([unit, released])["sections"] if s["key"] == "audio_lcc_srcc")
+    assert [r["flagged"] for r in audio["rows"] if r["kind"] == "run"] == [False, True]

@@ -98,3 +98,32 @@ def test_pure_video_helpers():
     assert fit_pixels(448, 448, 224 * 224) == (224, 224)
     assert sample_indices(10, 10.0, 1.0) == [0, 9]  # 1 s at 1 fps -> padded up to 2 frames
     assert len(sample_indices(300, 30.0, 1.0)) == 10
+
+
+def test_audio_scaling_released_is_int16_range_for_resampled_audio_only(tmp_path):
+    """model_args audio_scaling=released (default): audio that had to be resampled is scaled
+    as the released scripts do ((x * 32767).astype(int16)); 16 kHz sources stay in [-1, 1]."""
+    from flex_models.args import FlexArgError, parse_args
+    from flex_models.model import MediaCache
+    from flex_tasks.media import load_audio as task_audio
+
+    x = 0.5 * sine(44100)
+    p44, p16 = tmp_path / "a44.wav", tmp_path / "a16.wav"
+    sf.write(p44, x, 44100, subtype="FLOAT")
+    sf.write(p16, 0.5 * sine(AUDIO_SR), AUDIO_SR, subtype="FLOAT")
+    unit = load_audio(str(p44), scaling="unit")
+    np.testing.assert_allclose(unit, resample_poly(x, 160, 441), atol=1e-6)
+    released = load_audio(str(p44), scaling="released")
+    np.testing.assert_array_equal(released, np.trunc(unit * 32767).astype(np.float32))
+    assert 16000 < np.abs(released).max() < 16800  # amplitude 0.5 (+ resampling ripple) in int16 units
+    np.testing.assert_array_equal(load_audio(str(p16), scaling="released"), load_audio(str(p16), scaling="unit"))
+    assert np.abs(load_audio(str(p16), scaling="released")).max() <= 0.5 + 1e-6
+    # the tasks hand the model 16 kHz arrays with the file's own rate beside them
+    doc_audio = task_audio(str(p44))
+    assert doc_audio["sampling_rate"] == AUDIO_SR and doc_audio["source_sampling_rate"] == 44100
+    np.testing.assert_array_equal(MediaCache("released").get("audio", doc_audio, "doc 0", {}), released)
+    np.testing.assert_array_equal(MediaCache("unit").get("audio", doc_audio, "doc 0", {}), unit)
+    assert parse_args({"pretrained": "x", "backend": "hf"}).audio_scaling == "released"
+    assert parse_args({"pretrained": "x", "backend": "hf", "audio_scaling": "unit"}).audio_scaling == "unit"
+    with pytest.raises(FlexArgError, match="audio_scaling='int16'.*released, unit"):
+        parse_args({"pretrained": "x", "backend": "hf", "audio_scaling": "int16"})
