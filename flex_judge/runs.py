@@ -226,10 +226,10 @@ def protocol_deviations(run: Run, task: str) -> list[str]:
     out = []
     limit = run.config.get("limit")
     if limit not in (None, "", 0):
-        out.append(f"--limit {limit}")
-    ns = run.n_samples(task)
-    if ns and ns.get("original") is not None and ns.get("effective") != ns.get("original"):
-        out.append(f"{ns.get('effective')} of {ns.get('original')} docs")
+        # flex tasks count --limit in items (flex_tasks.lmms_task); lmms-eval's n-samples count docs
+        n = _num(limit)
+        out.append(f"--limit {int(n) if isinstance(n, float) and n.is_integer() else limit} "
+                   f"(first {int(n) if isinstance(n, float) and n.is_integer() else limit} items, all runs)")
     n_runs = run.metric(task, "n_runs")
     want_runs = spec.runs if spec.multi_run else 1
     if n_runs is not None and int(n_runs) != want_runs:

@@ -54,7 +54,7 @@ def test_table_values_equal_results_files(runs):
     assert {r["label"] for r in genai["rows"] if r["kind"] == "run"} == {"flex:vl", "flex:vl_majority"}
     meta = {m["label"]: m for m in board["runs"]}
     assert meta["flex:vl"]["model"] == "flex" and "backend=vllm" in meta["flex:vl"]["model_args"]
-    assert meta["qwen2_5_vl:vl"]["limit"] == 6 and meta["flex:vl"]["lmms_eval_version"]
+    assert meta["qwen2_5_vl:vl"]["limit"] == 3 and meta["flex:vl"]["lmms_eval_version"]
 
 
 def test_runs_off_protocol_are_flagged_not_mixed(runs):
@@ -64,7 +64,7 @@ def test_runs_off_protocol_are_flagged_not_mixed(runs):
     assert rows["flex:vl"]["flagged"] and rows["qwen2_5_vl:vl"]["flagged"]
     a, b = " ".join(rows["flex:vl"]["deviations"]), " ".join(rows["qwen2_5_vl:vl"]["deviations"])
     assert "greedy decoding" in a and "max_new_tokens=16 (protocol 4096)" in a and "--limit" not in a
-    assert "--limit 6" in b and "6 of 8 docs" in b
+    assert "--limit 3 (first 3 items, all runs)" in b
     vl = next(s for s in board["sections"] if s["key"] == "vl_rewardbench")
     assert any("n_runs=2 (protocol 5)" in d for d in vl["rows"][0]["deviations"])
     md = LB.to_markdown(board)
