@@ -194,9 +194,27 @@ def _genai_bench(spec, source):
     return items
 
 
+def _at(row) -> str:
+    """'row 3' for a row index, the label itself for e.g. 'line 4'."""
+    return row if isinstance(row, str) else f"row {row}"
+
+
+def _within(root, base: Path, rel: str, where: str, row, setting: str) -> Path:
+    """``base / rel`` for a media path written in a data row, refused when it is absolute or
+    climbs out of the data root (``../..``): data files must not point the judge at other
+    files on the machine. Checked on the path as written (symlinks inside the root are fine)."""
+    rel = str(rel)
+    root_n = os.path.normpath(os.path.abspath(root))
+    path = os.path.normpath(os.path.join(os.path.abspath(base), rel))
+    if os.path.isabs(rel) or os.path.commonpath([root_n, path]) != root_n:
+        raise DataError(f"{where} {_at(row)}: media path {rel!r} lies outside the data root {root_n} "
+                        f"(setting {setting}); paths in data files must be relative and stay inside it")
+    return Path(path)
+
+
 def _existing(path: Path, where: str, row, setting: str) -> str:
     if not path.exists():
-        raise DataError(f"{where} row {row}: file not found: {path} (setting {setting})")
+        raise DataError(f"{where} {_at(row)}: file not found: {path} (setting {setting})")
     return str(path)
 
 
@@ -208,8 +226,17 @@ def _mllm_dirs(root: Path, env: str) -> tuple[Path, Path]:
     raise DataError(f"{env}={root}: expected Dataset/Benchmark/{{pair,score,batch}}.jsonl (or Benchmark/...) under it")
 
 
-def _mllm_image(data_dir: Path, rel: str, where: str, row: int, env: str) -> str:
-    for cand in (data_dir / "image" / rel, data_dir / "images" / rel, data_dir / rel, data_dir.parent / rel):
+def _mllm_image(source: Path, data_dir: Path, rel: str, where: str, row: int, env: str) -> str:
+    root = Path(os.path.commonpath([os.path.abspath(source), os.path.abspath(data_dir)]))
+    inside = []
+    for base in (data_dir / "image", data_dir / "images", data_dir, data_dir.parent):
+        try:
+            inside.append(_within(root, base, rel, where, row, env))
+        except DataError as e:
+            refused = e
+    if not inside:
+        raise refused
+    for cand in inside:
         if cand.exists():
             return str(cand)
     raise DataError(f"{where} row {row}: image {rel!r} not found under {data_dir}/image, {data_dir}/images or {data_dir} (setting {env})")
@@ -238,7 +265,7 @@ def _mllm_judge(spec, source):
         try:
             base = {"data_id": str(r.get('id', r.get('score_id', r.get('pair_id', i)))),
                     "dataset": str(r["original_dataset"]), "instruction": r["instruction"],
-                    "media": [_mllm_image(data_dir, r["image_path"], str(path), i, spec.env)]}
+                    "media": [_mllm_image(Path(source), data_dir, r["image_path"], str(path), i, spec.env)]}
             if spec.variant == "pair":
                 gold = str(r["human"]).strip().upper()
                 if gold not in ("A", "B", "C"):
@@ -294,7 +321,8 @@ def _nisqa(spec, source):
             if "filepath_deg" not in r or "mos" not in r:
                 raise DataError(f"{where}: needs columns filepath_deg and mos; found {list(r)}")
             items.append({"data_id": f"{s}/{r['filepath_deg']}", "set": s, "gold": round(_float(r["mos"], where, "mos"), 1),
-                          "media": [_existing(d / r["filepath_deg"], str(path), i, spec.env)], "system": "", "system_gt": float("nan")})
+                          "media": [_existing(_within(root, d, r["filepath_deg"], str(path), i, spec.env), str(path), i, spec.env)],
+                          "system": "", "system_gt": float("nan")})
     return items
 
 
@@ -332,7 +360,7 @@ def _bvcc(spec, source):
     for n, (wav, score) in enumerate(_mos_list(lst, spec.env, header=False)):
         sid = Path(wav).stem.split("-")[0]
         items.append({"data_id": wav, "gold": round(_float(score, f"{lst} row {n}", "score"), 1), "set": "",
-                      "media": [_existing(data / "wav" / wav, str(lst), n, spec.env)],
+                      "media": [_existing(_within(root, data / "wav", wav, str(lst), n, spec.env), str(lst), n, spec.env)],
                       "system": sid, "system_gt": sys_gt.get(sid, float("nan"))})
     return items
 
@@ -346,7 +374,7 @@ def _somos(spec, source):
     for n, (wav, score) in enumerate(_mos_list(lst, spec.env, header=True)):
         sid = Path(wav).stem.split("_")[-1]
         items.append({"data_id": wav, "gold": round(_float(score, f"{lst} row {n}", "mean"), 1), "set": "",
-                      "media": [_existing(root / "audios" / wav, str(lst), n, spec.env)],
+                      "media": [_existing(_within(root, root / "audios", wav, str(lst), n, spec.env), str(lst), n, spec.env)],
                       "system": sid, "system_gt": sys_gt.get(sid, float("nan"))})
     return items
 
@@ -365,7 +393,8 @@ def _voxsim(spec, source):
             raise DataError(f"{lst} line {n}: expected 'wav1,wav2,same_speaker,<unused>,similarity', got {line!r}")
         items.append({"data_id": f"{parts[0]}|{parts[1]}", "gold": _float(parts[4], f"{lst} line {n}", "similarity"),
                       "set": "", "system": "", "system_gt": float("nan"),
-                      "media": [_existing(root / "wav" / p, str(lst), n, spec.env) for p in parts[:2]]})
+                      "media": [_existing(_within(root, root / "wav", p, str(lst), f"line {n}", spec.env), str(lst), f"line {n}", spec.env)
+                                for p in parts[:2]]})
     return items
 
 
