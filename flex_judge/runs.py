@@ -259,10 +259,10 @@ def protocol_deviations(run: Run, task: str) -> list[str]:
         out.append("bundled fixtures, not the benchmark data")
     limit = run.config.get("limit")
     if limit not in (None, "", 0):
-        out.append(f"--limit {limit}")
-    ns = run.n_samples(task)
-    if ns and ns.get("original") is not None and ns.get("effective") != ns.get("original"):
-        out.append(f"{ns.get('effective')} of {ns.get('original')} docs")
+        # flex tasks count --limit in items (flex_tasks.lmms_task); lmms-eval's n-samples count docs
+        n = _num(limit)
+        out.append(f"--limit {int(n) if isinstance(n, float) and n.is_integer() else limit} "
+                   f"(first {int(n) if isinstance(n, float) and n.is_integer() else limit} items, all runs)")
     n_runs = run.metric(task, "n_runs")
     want_runs = spec.runs if spec.multi_run else 1
     if n_runs is not None and int(n_runs) != want_runs:
@@ -281,6 +281,9 @@ def protocol_deviations(run: Run, task: str) -> list[str]:
         cap = run.model_arg("max_new_tokens")
         if cap is not None and _num(cap) < _num(want["max_new_tokens"]):
             out.append(f"model_args max_new_tokens={cap} caps the output (protocol {want['max_new_tokens']})")
+        if spec.modality == "audio" and run.model_arg("audio_scaling") == "unit":
+            out.append("model_args audio_scaling=unit (the paper's audio numbers were produced with the "
+                       "released int16 scaling: audio_scaling=released)")
         if run.model_arg("assistant_prefix"):
             out.append(f"model_args assistant_prefix={run.model_arg('assistant_prefix')!r} (protocol: none)")
     stops = got.get("until", got.get("stop")) or []

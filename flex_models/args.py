@@ -13,6 +13,7 @@ from typing import Any
 BACKEND_NAMES = ("vllm", "hf", "auto")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 MODALITIES = ("image", "video", "audio")
+AUDIO_SCALINGS = ("released", "unit")  # flex_models.media.AUDIO_SCALINGS
 
 # Settings that only one engine understands: name -> the backend it belongs to.
 _ENGINE_ONLY = {
@@ -43,6 +44,9 @@ class FlexArgs:
     journal: str | None = None
     # requests in flight at once (media decoded only for these); unset = 2 x the engine's max_num_seqs
     stream_window: int | None = None
+    # audio input: "released" = the released audio scripts' int16-range scaling (x32767) of
+    # resampled audio, which produced the published Flex-Omni numbers; "unit" = always [-1, 1]
+    audio_scaling: str = "released"
     # vLLM engine
     tensor_parallel_size: int = 1
     data_parallel_size: int = 1
@@ -184,6 +188,8 @@ def parse_args(raw: dict) -> FlexArgs:
             a.backend = _choice(k, v, BACKEND_NAMES)
         elif k == "dtype":
             a.dtype = _choice(k, v, DTYPES)
+        elif k == "audio_scaling":
+            a.audio_scaling = _choice(k, v, AUDIO_SCALINGS)
         elif k == "batch_size":
             a.batch_size = _batch_size(v)
         elif k == "limit_mm_per_prompt":

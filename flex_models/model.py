@@ -30,8 +30,9 @@ log = logging.getLogger("flex_models")
 class MediaCache:
     """Decoded media of one generate_until call, keyed by object identity or path."""
 
-    def __init__(self):
+    def __init__(self, audio_scaling: str = "released"):
         self._store: dict = {}
+        self.audio_scaling = audio_scaling  # model_args audio_scaling
 
     def get(self, kind: str, url, where: str, hints: dict):
         key = (kind, url if isinstance(url, str) else id(url), tuple(sorted(hints.items())))
@@ -41,7 +42,7 @@ class MediaCache:
         if kind == "image":
             value = load_image(url, where)
         elif kind == "audio":
-            value = load_audio(url, where)
+            value = load_audio(url, where, scaling=self.audio_scaling)
         else:
             value = load_video(url, where, fps=hints.get("fps"), max_pixels=hints.get("max_pixels"))
         self._store[key] = (url, value)  # keep url alive so id() stays unique
@@ -106,7 +107,7 @@ class FlexJudge(lmms):
 
     def decode(self, planned: "Planned", cache: MediaCache | None = None) -> Prepared:
         """Decode the media of a planned request (the model's one place that reads media)."""
-        cache = cache or MediaCache()
+        cache = cache or MediaCache(self.args.audio_scaling)
         media = {kind: [cache.get(kind, url, planned.where, h) for url, h in zip(urls, planned.hints[kind])]
                  for kind, urls in planned.media.items()}
         return Prepared(prompt=planned.prompt, media=media, spec=planned.spec, where=planned.where)
@@ -135,7 +136,7 @@ class FlexJudge(lmms):
     def _stream(self, planned: list["Planned"], todo: list[int]):
         """Yield ``(index, Output)`` for the requests ``todo`` as they finish; media are decoded
         only for the requests about to enter the engine (a window / chunk at a time)."""
-        cache = MediaCache()
+        cache = MediaCache(self.args.audio_scaling)
         lazy = ((i, self.decode(planned[i], cache)) for i in todo)
         if self.args.data_parallel_size <= 1 and hasattr(self.backend, "stream"):
             yield from self.backend.stream(lazy, total=len(todo), progress=True)
@@ -163,7 +164,7 @@ class FlexJudge(lmms):
 
             self._engine_id = {"checkpoint": checkpoint_fingerprint(self.checkpoint.local_dir),
                                "family": self.family, "backend": self.args.backend, "dtype": self.args.dtype,
-                               "seed": self.args.seed}
+                               "seed": self.args.seed, "audio_scaling": self.args.audio_scaling}
         return self._engine_id
 
     def generate_until(self, requests) -> list:

@@ -55,7 +55,7 @@ def test_table_values_equal_results_files(runs):
     assert {r["label"] for r in genai["rows"] if r["kind"] == "run"} == {"flex:vl", "flex:vl_majority"}
     meta = {m["label"]: m for m in board["runs"]}
     assert meta["flex:vl"]["model"] == "flex" and "backend=vllm" in meta["flex:vl"]["model_args"]
-    assert meta["qwen2_5_vl:vl"]["limit"] == 6 and meta["flex:vl"]["lmms_eval_version"]
+    assert meta["qwen2_5_vl:vl"]["limit"] == 3 and meta["flex:vl"]["lmms_eval_version"]
 
 
 def test_runs_off_protocol_are_flagged_not_mixed(runs):
@@ -65,7 +65,7 @@ def test_runs_off_protocol_are_flagged_not_mixed(runs):
     assert rows["flex:vl"]["flagged"] and rows["qwen2_5_vl:vl"]["flagged"]
     a, b = " ".join(rows["flex:vl"]["deviations"]), " ".join(rows["qwen2_5_vl:vl"]["deviations"])
     assert "greedy decoding" in a and "max_new_tokens=16 (protocol 4096)" in a and "--limit" not in a
-    assert "--limit 6" in b and "6 of 8 docs" in b
+    assert "--limit 3 (first 3 items, all runs)" in b
     vl = next(s for s in board["sections"] if s["key"] == "vl_rewardbench")
     assert any("n_runs=2 (protocol 5)" in d for d in vl["rows"][0]["deviations"])
     md = LB.to_markdown(board)
@@ -229,4 +229,42 @@ def test_eval_records_data_provenance_per_task(runs):
     assert (vl["source"], vl["n_items"], vl["items_sha256"]) == ("fixtures", len(items), items_hash(items, source))
     assert vl["full_protocol"] is False
     assert vl["partial_reasons"] == ["bundled mini fixtures, not the benchmark", "FLEX_JUDGE_RUNS=2 (protocol 5 runs)"]
-    assert "--limit 6" in b["flex_provenance"]["tasks"]["flex_mj_bench_alignment"]["partial_reasons"]
+    assert "--limit 3" in b["flex_provenance"]["tasks"]["flex_mj_bench_alignment"]["partial_reasons"]
+
+
+def _crafted_run(folder: Path, model_args: str, results: dict) -> Path:
+    """A minimal lmms-eval results file (values as lmms-eval writes them: '<metric>,none')."""
+    folder.mkdir(parents=True)
+    res = {t: {f"{k},none": v for k, v in m.items()} for t, m in results.items()}
+    data = {"results": res, "config": {"model": "flex", "model_args": model_args, "limit": None},
+            "configs": {}, "n-samples": {}}
+    path = folder / "20261129_000000_results.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_paper_rows_are_compared_with_as_released_mllm_values(tmp_path):
+    common = {"parse_failure_rate": 0.0, "n_items": 3, "n_runs": 3}
+    path = _crafted_run(tmp_path / "r", "pretrained=ckpt/vl", {
+        "flex_mllm_judge_score": {"pearson": -0.451, "pearson_as_released": -0.332, **common},
+        "flex_mllm_judge_batch": {"levenshtein": 0.429, "levenshtein_as_released": 0.321, **common}})
+    run = load_runs([path])
+    sec = next(s for s in LB.build(run)["sections"] if s["key"] == "mllm_as_a_judge_avg")
+    row = next(r for r in sec["rows"] if r["kind"] == "run")
+    assert row["cells"]["score_pearson"]["value"] == -0.332
+    assert row["cells"]["score_pearson"]["metric"] == "pearson_as_released"
+    assert row["cells"]["batch_levenshtein(lower better)"]["value"] == 0.321
+    md = LB.to_markdown(LB.build(run))
+    assert "`pearson_as_released` (runs pooled as the released test/evaluate.py does" in md
+    sec = next(s for s in LB.build(run, with_paper=False)["sections"] if s["key"] == "mllm_as_a_judge_avg")
+    assert sec["rows"][0]["cells"]["score_pearson"]["value"] == -0.451  # no paper rows: the protocol value
+
+
+def test_unit_audio_scaling_is_flagged_against_paper_rows(tmp_path):
+    common = {"lcc": 0.5, "srcc": 0.5, "parse_failure_rate": 0.0, "n_items": 3, "n_runs": 1}
+    unit = load_runs([_crafted_run(tmp_path / "u", "pretrained=ckpt/omni,audio_scaling=unit", {"flex_voxsim": common})])[0]
+    released = load_runs([_crafted_run(tmp_path / "r", "pretrained=ckpt/omni", {"flex_voxsim": common})])[0]
+    assert any("audio_scaling=unit" in d for d in protocol_deviations(unit, "flex_voxsim"))
+    assert not any("audio_scaling" in d for d in protocol_deviations(released, "flex_voxsim"))
+    audio = next(s for s in LB.build([unit, released])["sections"] if s["key"] == "audio_lcc_srcc")
+    assert [r["flagged"] for r in audio["rows"] if r["kind"] == "run"] == [False, True]
