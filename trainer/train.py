@@ -340,12 +340,12 @@ def run(cfg: TrainConfig) -> dict:
 
     family = preflight(cfg)  # config, data-file, model and output-folder errors before any weights load
     acc = make_accelerator(cfg)
-    if cfg.overwrite and acc.is_main_process:
-        _clear_output(Path(cfg.output_dir))
-    acc.wait_for_everyone()
     set_seed(cfg.seed)
     tokenizer = AutoTokenizer.from_pretrained(cfg.model)
     samples = D.load_samples(cfg.train_file, tokenizer, cfg.max_length, cfg.bad_rows, cfg.append_eos, log=acc.print)
+    if cfg.overwrite and acc.is_main_process:  # only once the data is known to be good
+        _clear_output(Path(cfg.output_dir))
+    acc.wait_for_everyone()
     full, lm = M.load_for_training(cfg.model, family, cfg.attn_implementation,
                                    gradient_checkpointing=cfg.gradient_checkpointing, chunk=cfg.loss_chunk_tokens,
                                    checkpoint_layers=cfg.checkpoint_layers, compile_layers=cfg.compile_layers)
