@@ -2,7 +2,7 @@
 
 A checkpoint folder `output_dir/checkpoints/step-N` holds only safetensors and JSON:
 
-  model.safetensors       the trained module's full state dict (rank 0)
+  model.safetensors       the trained module's full state dict (gathered on rank 0 under FSDP)
   optimizer.safetensors   every tensor of the optimizer state (moments, steps, fp32 masters)
   rng-<rank>.safetensors  each rank's torch / CUDA RNG states (python and numpy states in its metadata)
   trainer_state.json      step, history, scheduler state, world size, the structure of each
@@ -14,6 +14,9 @@ tensor table and a JSON tree whose leaves point into it (`flatten` / `unflatten`
 goes into the file's safetensors metadata. Nothing here calls pickle or torch.load, so a
 checkpoint from elsewhere can at worst be refused, never run code. Files the format does not
 name (e.g. an `optimizer.bin`) are never opened.
+
+On resume every rank reads the full state and keeps its part (FSDP2: its shard), so a
+resumed run needs the full model + optimizer state in CPU memory once per process.
 
 `verify` checks a folder against its manifest (every file present with its recorded size, each
 safetensors header consistent with its file size, JSON parseable); `load` refuses a folder
@@ -89,17 +92,22 @@ def save_tree(obj, path: Path, extra: dict | None = None):
 
     tensors: dict[str, torch.Tensor] = {}
     tree = flatten(obj, tensors)
-    table, aliases, seen = {}, {}, {}
+    table, aliases, seen, storages = {}, {}, {}, set()
     for key, t in tensors.items():
         t = t.cpu().contiguous()
-        ident = (t.data_ptr(), t.dtype, tuple(t.shape)) if t.numel() else None
-        if ident is not None and ident in seen:
+        if not t.numel():
+            table[key] = t
+            continue
+        ident = (t.data_ptr(), t.dtype, tuple(t.shape))
+        if ident in seen:  # the same tensor twice (tied weights): store once
             aliases[key] = seen[ident]
             continue
-        if ident is not None and any(t.data_ptr() == other.data_ptr() for other in table.values()):
-            t = t.clone()  # a different view of a stored tensor's memory: keep a copy
-        if ident is not None:
-            seen[ident] = key
+        storage = t.untyped_storage().data_ptr()
+        if storage in storages:  # another view of stored memory: safetensors wants its own copy
+            t = t.clone()
+            storage = t.untyped_storage().data_ptr()
+        seen[ident] = key
+        storages.add(storage)
         table[key] = t
     meta = {"format": "pt", "flex_tree": json.dumps(tree), "flex_aliases": json.dumps(aliases),
             **{k: json.dumps(v) for k, v in (extra or {}).items()}}
@@ -173,8 +181,9 @@ def apply_state(acc, lm, opt, model_sd: dict, optim_sd: dict):
     if _sharded(acc) == "FSDP":
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
 
+        # every rank passes the full state and keeps its own shard of it
         set_state_dict(lm, opt.optimizer, model_state_dict=model_sd, optim_state_dict=optim_sd,
-                       options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True))
+                       options=StateDictOptions(full_state_dict=True))
         return
     acc.unwrap_model(lm).load_state_dict(model_sd, strict=True)
     opt.optimizer.load_state_dict(optim_sd)
@@ -309,11 +318,10 @@ def load(acc, folder: Path, ck: Path, lm, opt, scheduler) -> dict:
                               f"{acc.num_processes}; the data split per rank would differ")
     current = None
     try:
-        full = not _sharded(acc) or acc.is_main_process
         current = folder / "model.safetensors"
-        model_sd = load_tree(current)[0] if full else {}
+        model_sd = load_tree(current)[0]
         current = folder / "optimizer.safetensors"
-        optim_sd = load_tree(current)[0] if full else {}
+        optim_sd = load_tree(current)[0]
         apply_state(acc, lm, opt, model_sd, optim_sd)
         current = folder / STATE
         scheduler.load_state_dict(unflatten(state["scheduler"], {}))
