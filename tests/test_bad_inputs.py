@@ -1,11 +1,14 @@
-"""Bad inputs fail safely and by name (issue 10 item 5): table-driven, one table per area.
+"""Bad inputs fail safely and by name (issue 10 item 5): table-driven, one section per area.
 
 Each row of a table is one bad input found by trying it: how it is set up, the command, the
 exit code and the message fragments that must name the file / line / setting, plus what must
 (not) have happened on disk. Every row failed on the code before the fix.
+
+Sections: TRAINER (trainer/: checkpoints, output folder, config, data; and the data pipeline).
 """
 import json
 import pickle
+import re
 import shutil
 import subprocess
 import sys
@@ -16,6 +19,14 @@ from typing import Callable
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+# ############################################################################################
+# TRAINER SECTION (trainer/*): tables TRAIN_CASES and DATA_CASES, + the vLLM partial-line case
+# ############################################################################################
+
+class Ctx:
+    """The paths of one case."""
 
 
 def _rc(fn, argv) -> int:
@@ -35,9 +46,7 @@ class _Planted:
         return (open, (self.marker, "w"))
 
 
-# ============================================================================================
-# trainer: checkpoints (never unpickled), damaged checkpoints, output folder, config and data
-# ============================================================================================
+# ---- trainer: checkpoints (never unpickled), damaged checkpoints, output folder, config, data
 TRAIN_YAML = [  # line numbers matter: cases replace lines and expect them in messages
     "model: {model}",          # 1
     "train_file: {data}",      # 2
@@ -164,10 +173,6 @@ TRAIN_CASES = [
 ]
 
 
-class Ctx:
-    pass
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, tiny_vl):
     """One finished 5-step run with checkpoints step-2 and step-4 (keep_checkpoints 2)."""
@@ -205,8 +210,6 @@ def test_trainer_bad_input(case, trained, tmp_path, capsys):
     out = capsys.readouterr()
     text = out.out + out.err
     assert rc == case.rc, text[-3000:]
-    import re
-
     for pattern in case.expect:
         pattern = pattern.format(**{k: re.escape(str(v)) for k, v in fmt.items()})
         assert re.search(pattern, text), (pattern, text[-3000:])
@@ -214,9 +217,7 @@ def test_trainer_bad_input(case, trained, tmp_path, capsys):
         case.check(c)
 
 
-# ============================================================================================
-# data pipeline: `flex-judge data generate` (resumable) and `data filter`
-# ============================================================================================
+# ---- trainer data pipeline: `flex-judge data generate` (resumable) and `data filter`
 def judgelm_rows(n):
     return [{"question_body": f"Is {i} even?", "answer1_body": "yes", "answer2_body": "no",
              "score": [8 - i % 2, 3 + i % 2]} for i in range(n)]
@@ -290,8 +291,6 @@ DATA_CASES = [
 
 @pytest.mark.parametrize("case", DATA_CASES, ids=[c.name for c in DATA_CASES])
 def test_data_pipeline_bad_input(case, tiny_vl, tmp_path, capsys):
-    import re
-
     from trainer.data_pipeline import main
 
     c = Ctx()
@@ -331,3 +330,8 @@ def test_generate_cuts_a_partial_last_line_before_appending(tiny_vl, tmp_path):
     lines = [json.loads(x) for x in data.decode().splitlines()]
     assert [(r["row"], r["seed"]) for r in lines] == [(0, 13), (0, 79)]
     assert lines[1]["settings"] == lines[0]["settings"] and lines[1]["n_tokens"] >= 1
+
+
+# ############################################################################################
+# END OF TRAINER SECTION
+# ############################################################################################
