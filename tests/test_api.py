@@ -26,7 +26,7 @@ def runs(tiny_vl):
 
 @pytest.fixture(scope="session")
 def judge(tiny_vl):
-    return Judge.from_pretrained(tiny_vl, backend="vllm", max_new_tokens=16)
+    return Judge.from_pretrained(tiny_vl, backend="vllm", dtype="float32", max_new_tokens=16)
 
 
 def _item(task: str, item_id: str) -> dict:

@@ -41,7 +41,7 @@ def make_runs(tiny_vl: Path) -> dict:
         return _CACHE[key]
     root = Path(tempfile.mkdtemp(prefix="flex_lb_runs_"))
     cmds = {
-        "a": ["--model", "flex", "--model_args", f"pretrained={tiny_vl},backend=vllm,max_new_tokens=16",
+        "a": ["--model", "flex", "--model_args", f"pretrained={tiny_vl},backend=vllm,dtype=float32,max_new_tokens=16",
               "--tasks", A_TASKS],
         "b": ["--model", "qwen2_5_vl", "--model_args", f"pretrained={tiny_vl},device_map=cpu", "--device", "cpu",
               "--tasks", B_TASKS, "--limit", "3", "--batch_size", "6"],
