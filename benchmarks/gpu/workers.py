@@ -75,6 +75,46 @@ def _vllm_counts(args, kwargs, out):
             "prompt_tokens_mean": sum(prompt) / max(len(prompt), 1)}
 
 
+def _output_counts(args, kwargs, out):  # flex_models Output objects (data-parallel pool)
+    prompt = [o.prompt_tokens or 0 for o in out]
+    return {"requests": len(out), "out_tokens": sum(len(t) for o in out for t in o.token_ids),
+            "prompt_tokens_mean": sum(prompt) / max(len(prompt), 1)}
+
+
+def _install_ab(probe: Probe, spec: dict):
+    """Same process, same engine, same requests, before flex's own call: (1) the raw benchmark's
+    requests (one shared SamplingParams, ignore_eos) and (2) flex's own prompts and per-request
+    SamplingParams straight into LLM.generate. Then lmms-eval runs flex's path (3) as usual."""
+    from vllm import SamplingParams
+
+    from flex_models.backends.vllm_backend import sampling_params, vllm_prompt
+    from flex_models.model import FlexJudge
+
+    orig = FlexJudge.generate_until
+
+    def generate_until(self, requests):
+        if self.backend is None or probe.calls.get("ab"):
+            return orig(self, requests)
+        t_ab = time.time()
+        prepared = self._prepare_all(requests)
+        prompts = [vllm_prompt(p) for p in prepared]
+        llm, ab = self.backend.llm, []
+        raw_sp = SamplingParams(temperature=spec["temperature"], top_p=spec["top_p"], top_k=-1,
+                                max_tokens=spec["max_tokens"], ignore_eos=True, skip_special_tokens=True)
+        for name, params in (("raw_requests", raw_sp), ("flex_params_direct", [sampling_params(p.spec) for p in prepared])):
+            t0 = time.time()
+            outs = llm.generate(prompts, params, use_tqdm=False)
+            ab.append({"name": name, "s": time.time() - t0, **_vllm_counts(None, None, outs)})
+            print(f"[ab] {ab[-1]}", flush=True)
+        probe.calls["ab"] = [{"start": t_ab, "end": time.time(), "runs": ab}]
+        probe.calls.pop("engine_generate", None)
+        probe.calls.pop("flex_prepare", None)
+        probe.first_done = None
+        return orig(self, requests)
+
+    FlexJudge.generate_until = generate_until
+
+
 def _hf_counts(args, kwargs, out):
     seqs = out.sequences if hasattr(out, "sequences") else out
     ids = kwargs.get("input_ids")
@@ -124,6 +164,13 @@ def run_raw(spec: dict) -> dict:
 
     probe = Probe()
     kwargs = vb.engine_kwargs(parse_args(dict(spec["model_args"])), "vl")
+    kwargs.update(spec.get("engine_extra") or {})
+    if os.environ.get("FLEXBENCH_LOG_STATS"):
+        kwargs.setdefault("disable_log_stats", False)
+    if spec.get("profile_dir"):  # torch profiler over steady-state decode steps (started below, after the runs)
+        kwargs["profiler_config"] = {"profiler": "torch", "torch_profiler_dir": spec["profile_dir"],
+                                     "torch_profiler_with_stack": False, "delay_iterations": 40,
+                                     "max_iterations": 10}
     res = {"engine_kwargs": {k: v for k, v in kwargs.items()}, "events": {"import_start": t_import}}
     import torch
 
@@ -145,12 +192,13 @@ def run_raw(spec: dict) -> dict:
     n, T = spec["n"], spec["max_tokens"]
     base = dict(temperature=spec["temperature"], top_p=spec["top_p"], top_k=-1, ignore_eos=True,
                 skip_special_tokens=True)
-    runs = [("main", 0, dict(base, max_tokens=T, seed=spec["seed"])),  # what flex sends (+ ignore_eos)
-            ("no_seed", n, dict(base, max_tokens=T, seed=None)),
+    # flex sends no per-request seed (the engine is seeded) unless a doc carries flex_seed
+    runs = [("main", 0, dict(base, max_tokens=T, seed=None)),
+            ("seeded", n, dict(base, max_tokens=T, seed=spec["seed"])),
             ("prefill_only", 2 * n, dict(base, max_tokens=1, seed=None))]
     res["runs"] = {}
     for name, first, sp in runs:
-        if name not in spec.get("raw_runs", [r[0] for r in runs]):
+        if name not in spec.get("raw_runs", ["main", "prefill_only"]):
             continue
         reqs = _requests(n, first, spec)
         probe.first_done = None
@@ -160,15 +208,99 @@ def run_raw(spec: dict) -> dict:
         c = _vllm_counts(None, None, outs)
         res["runs"][name] = {"submit": t_sub, "end": t_end, "first_done": probe.first_done or t_end,
                              "sampling": {k: v for k, v in sp.items()}, **c}
+    if spec.get("profile_dir"):
+        try:  # n fresh requests; steps 40-49 are decode steps at the full batch (prefill takes ~25)
+            llm.start_profile()
+            t0 = time.time()
+            llm.generate(_requests(n, 3 * n, spec), SamplingParams(**dict(base, max_tokens=64, seed=None)), use_tqdm=False)
+            t1 = time.time()
+            llm.stop_profile()
+            res["profile"] = {"generate_s": t1 - t0, "stop_s": time.time() - t1, "dir": spec["profile_dir"],
+                              "steps": "10 engine steps after the first 40 (decode at the full batch)"}
+        except Exception as e:
+            res["profile"] = {"error": f"{type(e).__name__}: {e}"[:1000]}
     res["versions"] = _versions()
     return res
 
 
+def _engine_info(llm) -> dict:
+    try:
+        cc = llm.llm_engine.vllm_config
+        return {"max_num_seqs": cc.scheduler_config.max_num_seqs,
+                "max_num_batched_tokens": cc.scheduler_config.max_num_batched_tokens,
+                "num_gpu_blocks": cc.cache_config.num_gpu_blocks, "block_size": cc.cache_config.block_size,
+                "prefix_caching": cc.cache_config.enable_prefix_caching,
+                "kv_cache_dtype": str(cc.cache_config.cache_dtype),
+                "async_scheduling": getattr(cc.scheduler_config, "async_scheduling", None)}
+    except Exception as e:
+        return {"error": repr(e)}
+
+
+def run_sweep(spec: dict) -> dict:
+    """Engine settings on the image workload, one engine after another in this process: for each
+    variant, LLM(flex's engine kwargs + variant), the unseeded main run and a prefill-only run."""
+    from vllm import LLM, SamplingParams
+
+    from flex_models.args import parse_args
+    from flex_models.backends import vllm_backend as vb
+
+    base_kw = vb.engine_kwargs(parse_args(dict(spec["model_args"])), "vl")
+    if os.environ.get("FLEXBENCH_LOG_STATS"):
+        base_kw.setdefault("disable_log_stats", False)
+    n, T = spec["n"], spec["max_tokens"]
+    sp = dict(temperature=spec["temperature"], top_p=spec["top_p"], top_k=-1, ignore_eos=True,
+              skip_special_tokens=True, seed=None)
+    main_reqs, pre_reqs = _requests(n, 0, spec), _requests(n, n, spec)
+    res = {"base_engine_kwargs": base_kw, "variants": [], "versions": _versions()}
+    deadline = spec.get("deadline") or 1e18
+    for var in spec["variants"]:
+        var = dict(var)
+        name = var.pop("name")
+        row = {"name": name, "extra": var}
+        if time.time() + spec.get("variant_budget_s", 100) > deadline:
+            row["skipped"] = "no time left in this call"
+            res["variants"].append(row)
+            continue
+        llm = None
+        try:
+            t0 = time.time()
+            llm = LLM(**dict(base_kw, **var))
+            row.update(init_s=time.time() - t0, engine=_engine_info(llm))
+            t1 = time.time()
+            outs = llm.generate(main_reqs, SamplingParams(**dict(sp, max_tokens=T)), use_tqdm=False)
+            row["main_s"] = time.time() - t1
+            row.update(_vllm_counts(None, None, outs))
+            t2 = time.time()
+            llm.generate(pre_reqs, SamplingParams(**dict(sp, max_tokens=1)), use_tqdm=False)
+            row["prefill_only_s"] = time.time() - t2
+            dec = row["main_s"] - row["prefill_only_s"]
+            row["judgments_per_s"] = n / row["main_s"]
+            row["decode_tokens_per_s_est"] = n * (T - 1) / dec if dec > 0 else None
+        except Exception as e:
+            row["error"] = f"{type(e).__name__}: {e}"[:1000]
+        print(f"[sweep] {json.dumps(row, default=str)}", flush=True)
+        res["variants"].append(row)
+        _write(spec, dict(res, ok=True, partial=True))
+        if llm is not None:  # free the GPU for the next engine
+            try:
+                llm.llm_engine.engine_core.shutdown()
+            except Exception as e:
+                row["shutdown_error"] = repr(e)
+            del llm
+            import gc
+
+            gc.collect()
+            time.sleep(3)
+    return res
+
+
 # ----------------------------------------------------------------------------- lmms-eval
-def _install_probes(probe: Probe, model: str):
+def _install_probes(probe: Probe, model: str, spec: dict | None = None):
     import lmms_eval.evaluator as ev
 
     probe.wrap(ev, "evaluate", "evaluate")
+    probe.wrap(ev, "get_task_dict", "task_load")  # datasets + docs of the tasks
+    probe.wrap(ev.TaskManager, "__init__", "task_index")  # lmms-eval's index of all task yamls
     if model == "flex":
         import vllm
 
@@ -183,9 +315,25 @@ def _install_probes(probe: Probe, model: str):
             return orig(self, *args, **kwargs)
 
         vllm.LLM.generate = generate
+        if os.environ.get("FLEXBENCH_LOG_STATS"):  # vLLM's per-interval stats lines (running / waiting / tok/s)
+            orig_init = vllm.LLM.__init__
+
+            def init(self, *a, **kw):
+                kw.setdefault("disable_log_stats", False)
+                return orig_init(self, *a, **kw)
+
+            vllm.LLM.__init__ = init
         probe.wrap(vllm.LLM, "generate", "engine_generate", _vllm_counts)
+        probe.wrap(vllm.LLM, "__init__", "engine_init")
+        probe.wrap(FlexJudge, "__init__", "model_init")
+        if (spec or {}).get("ab"):
+            _install_ab(probe, spec)
         probe.wrap(FlexJudge, "generate_until", "model_generate_until")
         probe.wrap(FlexJudge, "_prepare_all", "flex_prepare")
+        from flex_models import parallel
+
+        probe.wrap(parallel.EnginePool, "generate", "engine_generate", _output_counts)
+        probe.wrap(parallel.EnginePool, "wait_ready", "dp_wait_ready")
     else:
         from transformers.generation.utils import GenerationMixin
 
@@ -201,15 +349,27 @@ def run_lmms(spec: dict) -> dict:
     model = spec["model"]
     if model == "flex":
         os.environ["FLEXBENCH_N"] = str(spec["n"])
-        _install_probes(probe, model)
+        _install_probes(probe, model, spec)
         from flex_judge.lmms_main import main as lmms_main
 
         argv = ["--model", "flex", "--model_args", spec["model_args_str"], "--tasks", TASK,
                 "--include_path", str(TASK_DIR), "--gen_kwargs", f"max_new_tokens={spec['max_tokens']}",
                 "--output_path", str(Path(spec["workdir"]) / "lmms-flex"), "--verbosity", "WARNING"]
         t0 = time.time()
+        res["events"]["lmms_main_start"] = t0
         lmms_main(argv)
-        res["runs"].append(_lmms_run(probe, t0, time.time(), spec["n"], batch_size=None))
+        run = _lmms_run(probe, t0, time.time(), spec["n"], batch_size=None)
+        run["startup"] = {k: [{"start": c["start"], "end": c.get("end")} for c in probe.calls.get(k, [])]
+                          for k in ("task_index", "model_init", "engine_init", "task_load", "dp_wait_ready")}
+        ab = probe.calls.get("ab")
+        if ab:
+            run["ab"] = ab[0]["runs"]
+            run["ab_s"] = ab[0]["end"] - ab[0]["start"]
+        from flex_models import parallel
+
+        run["dp"] = [{"workers": p.n, "started": p.started, "ready": p.ready, "calls": p.calls}
+                     for p in parallel.pools()]
+        res["runs"].append(run)
     else:
         os.environ["FLEXBENCH_N"] = str(max(n for _, n in spec["peer_runs"]))
         _install_probes(probe, model)
@@ -326,7 +486,7 @@ def _write(spec: dict, res: dict) -> None:
     Path(spec["result_path"]).write_text(json.dumps(res, indent=1, default=str) + "\n")
 
 
-WORKERS = {"raw": run_raw, "lmms": run_lmms, "hw": run_hw, "ckpt": run_ckpt}
+WORKERS = {"raw": run_raw, "lmms": run_lmms, "hw": run_hw, "ckpt": run_ckpt, "sweep": run_sweep}
 
 
 def main(spec_path: str) -> int:
