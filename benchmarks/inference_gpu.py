@@ -272,8 +272,8 @@ def _flex_row(flex: dict, tag: str) -> dict | None:
            "judgments_per_s": _rate(r["requests"], phase), "out_tokens_per_s": _rate(r["out_tokens"], phase),
            "out_tokens": r["out_tokens"], "prompt_tokens_mean": r["prompt_tokens_mean"],
            "engine_calls": r["engine_calls"],
-           "ttfr_launch_s": r["first_engine_end"] - flex["spawn"] - ab_s,
-           "ttfr_submit_s": r["first_engine_end"] - r["evaluate_start"] - ab_s,
+           "ttfr_launch_s": r["first_engine_end"] - flex["spawn"] - r.get("ab_pre_s", 0.0),
+           "ttfr_submit_s": r["first_engine_end"] - r["evaluate_start"] - r.get("ab_pre_s", 0.0),
            "engine_first_done_s": (r["first_done"] or r["first_engine_end"]) - r["first_engine_start"],
            "engine_s": r["engine_s"], "flex_prepare_s": r.get("flex_prepare_s"),
            "lmms_other_s": phase - r["engine_s"] - (r.get("flex_prepare_s") or 0),
@@ -291,7 +291,7 @@ def _flex_row(flex: dict, tag: str) -> dict | None:
         "python_imports": flex["events"].get("lmms_main_start", flex["spawn"]) - flex["spawn"],
         "task_index": span("task_index"), "model_init": span("model_init"), "engine_init": span("engine_init"),
         "task_load": span("task_load"), "dp_wait_ready": span("dp_wait_ready"),
-        "evaluate_start_to_first_engine_call": r["first_engine_start"] - r["evaluate_start"],
+        "evaluate_start_to_first_engine_call": r["first_engine_start"] - r["evaluate_start"] - r.get("ab_pre_s", 0.0),
     }
     if r.get("ab"):
         row["ab"] = r["ab"]

@@ -101,16 +101,25 @@ def _install_ab(probe: Probe, spec: dict):
         llm, ab = self.backend.llm, []
         raw_sp = SamplingParams(temperature=spec["temperature"], top_p=spec["top_p"], top_k=-1,
                                 max_tokens=spec["max_tokens"], ignore_eos=True, skip_special_tokens=True)
-        for name, params in (("raw_requests", raw_sp), ("flex_params_direct", [sampling_params(p.spec) for p in prepared])):
+
+        def timed(name, params):
             t0 = time.time()
             outs = llm.generate(prompts, params, use_tqdm=False)
             ab.append({"name": name, "s": time.time() - t0, **_vllm_counts(None, None, outs)})
             print(f"[ab] {ab[-1]}", flush=True)
+
+        timed("raw_requests_first", raw_sp)
+        timed("flex_params_direct", [sampling_params(p.spec) for p in prepared])
         probe.calls["ab"] = [{"start": t_ab, "end": time.time(), "runs": ab}]
         probe.calls.pop("engine_generate", None)
         probe.calls.pop("flex_prepare", None)
         probe.first_done = None
-        return orig(self, requests)
+        out = orig(self, requests)  # flex's own path, as lmms-eval calls it
+        t_post = time.time()
+        timed("raw_requests_after_flex", raw_sp)
+        probe.calls["engine_generate"].pop()  # not flex's call
+        probe.calls["ab"][0]["post_s"] = time.time() - t_post
+        return out
 
     FlexJudge.generate_until = generate_until
 
@@ -364,7 +373,8 @@ def run_lmms(spec: dict) -> dict:
         ab = probe.calls.get("ab")
         if ab:
             run["ab"] = ab[0]["runs"]
-            run["ab_s"] = ab[0]["end"] - ab[0]["start"]
+            run["ab_pre_s"] = ab[0]["end"] - ab[0]["start"]
+            run["ab_s"] = run["ab_pre_s"] + ab[0].get("post_s", 0.0)
         from flex_models import parallel
 
         run["dp"] = [{"workers": p.n, "started": p.started, "ready": p.ready, "calls": p.calls}
