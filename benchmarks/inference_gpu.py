@@ -181,11 +181,13 @@ def measure(args) -> dict:
         if part == "hw":
             job = ("hw", {})
         elif part == "raw":
-            job = ("raw", dict(common, model_args=flex_args, profile_dir=args.profile_dir))
+            job = ("raw", dict(common, model_args=flex_args, profile_dir=args.profile_dir,
+                               raw_runs=args.raw_runs.split(",")))
         elif part == "flex":
             job = ("lmms", dict(common, model="flex", model_args_str=_model_args_str(flex_args), ab=args.ab))
         elif part == "sweep":
-            job = ("sweep", dict(common, model_args=flex_args, variants=args.sweep, deadline=t_start + args.sweep_budget_s))
+            job = ("sweep", dict(common, model_args=flex_args, variants=args.sweep, deadline=t_start + args.sweep_budget_s,
+                                 ignore_eos=args.sweep_ignore_eos, **({"n": args.sweep_n} if args.sweep_n else {})))
         elif part == "peer":
             job = ("lmms", dict(common, model="qwen2_5_vl", **_peer_spec(args, cfg, ckpt)))
         else:
@@ -251,7 +253,7 @@ def _raw_row(raw: dict, T: int, tag: str) -> dict | None:
            "launch_to_engine_ready_s": raw["events"]["init_end"] - raw["spawn"],
            "e2e_s": m["end"] - raw["spawn"], "gpu_mem_peak_bytes": raw.get("gpu_mem_peak_bytes"),
            "engine": raw.get("engine")}
-    for name in ("seeded", "no_seed", "prefill_only"):
+    for name in ("seeded", "no_seed", "ignore_eos", "prefill_only"):
         r = raw["runs"].get(name)
         if r:
             row[f"{name}_s"] = r["end"] - r["submit"]
@@ -468,8 +470,8 @@ def _details(s: dict, wl: dict) -> list[str]:
                     for w in c["workers"]))
     for key in [k for k in rows if k.startswith("raw")]:
         r = rows[key]
-        out.append(f"{key}: LLM.generate {_fmt(r['request_phase_s'])} s without per-request seeds (as flex sends),"
-                   f" {_fmt(r.get('seeded_s'))} s with, prefill-only {_fmt(r.get('prefill_only_s'))} s"
+        out.append(f"{key}: LLM.generate {_fmt(r['request_phase_s'])} s with flex's own SamplingParams,"
+                   f" {_fmt(r.get('ignore_eos_s'))} s with ignore_eos=True, {_fmt(r.get('seeded_s'))} s seeded, prefill-only {_fmt(r.get('prefill_only_s'))} s"
                    f" (max_tokens=1); import {_fmt(r['import_s'], 1)} s, engine init {_fmt(r['init_s'], 1)} s;"
                    f" {r['out_tokens']:,} output tokens; decode estimate (generate - prefill-only)"
                    f" {_fmt(r.get('decode_tokens_per_s_est'), 0)} tok/s")
@@ -477,7 +479,7 @@ def _details(s: dict, wl: dict) -> list[str]:
         if v.get("error") or v.get("skipped"):
             out.append(f"sweep {v['name']} {v['extra']}: {v.get('error') or v.get('skipped')}")
             continue
-        out.append(f"sweep {v['name']} {v['extra']}: init {_fmt(v['init_s'], 1)} s, generate {_fmt(v['main_s'])} s"
+        out.append(f"sweep {v['name']} {v['extra']} (n={v.get('requests')}, GPU {v.get('gpus', '-')}): init {_fmt(v['init_s'], 1)} s, generate {_fmt(v['main_s'])} s"
                    f" ({_fmt(v['judgments_per_s'])} judgments/s), prefill-only {_fmt(v['prefill_only_s'])} s,"
                    f" decode ~{_fmt(v['decode_tokens_per_s_est'], 0)} tok/s; engine {v.get('engine')}")
     if p:
@@ -509,8 +511,12 @@ def merge(paths: list[str], notes: list[str]) -> dict:
     peer_runs: dict = {}
     for o in outs:
         for k, v in o["parts"].items():
-            if v.get("ok") or k not in merged["parts"]:
-                merged["parts"][k] = v
+            if k == "sweep" and v.get("ok") and (merged["parts"].get(k) or {}).get("ok"):
+                gpus = v.get("gpus")
+                merged["parts"][k] = dict(merged["parts"][k], variants=merged["parts"][k]["variants"]
+                                          + [dict(x, gpus=gpus) for x in v["variants"]])
+            elif v.get("ok") or k not in merged["parts"]:
+                merged["parts"][k] = v if k != "sweep" else dict(v, variants=[dict(x, gpus=v.get("gpus")) for x in v["variants"]])
         peer = o["parts"].get("peer") or {}
         for r in peer.get("runs", []) if peer.get("ok") else []:
             # each run keeps its own process's start-up time and memory peak
@@ -545,11 +551,15 @@ def main(argv=None) -> int:
     ap.add_argument("--flex-arg", action="append", default=[], type=lambda s: tuple(s.split("=", 1)),
                     help="extra flex model_arg KEY=VALUE (also given to the raw engine)")
     ap.add_argument("--ckpt", help="use this checkpoint dir instead of building one")
+    ap.add_argument("--raw-runs", default="main,prefill_only",
+                    help="raw part: main (flex's exact SamplingParams), ignore_eos, seeded, prefill_only")
     ap.add_argument("--profile-dir", help="raw part: torch-profile 10 decode steps into this absolute dir")
     ap.add_argument("--tag", default="", help="suffix of the part names in the results (e.g. _dp2), for --merge")
     ap.add_argument("--ab", action="store_true", help="flex part: also run the raw requests and flex's own "
                     "requests straight into the same engine, in the same process, before lmms-eval's call")
     ap.add_argument("--sweep", type=json.loads, default=SWEEP, help="JSON list of engine-setting variants")
+    ap.add_argument("--sweep-n", type=int, help="requests per sweep variant (default: --n)")
+    ap.add_argument("--sweep-ignore-eos", action="store_true", help="sweep with ignore_eos=True (the 2026-11-29 H200 sweep)")
     ap.add_argument("--sweep-budget-s", type=float, default=1e6,
                     help="seconds from this script's start by which the sweep must end (variants that would not fit are skipped)")
     ap.add_argument("--workdir", help="checkpoints and scratch (reused between calls)")

@@ -201,8 +201,14 @@ def run_raw(spec: dict) -> dict:
     n, T = spec["n"], spec["max_tokens"]
     base = dict(temperature=spec["temperature"], top_p=spec["top_p"], top_k=-1, ignore_eos=True,
                 skip_special_tokens=True)
-    # flex sends no per-request seed (the engine is seeded) unless a doc carries flex_seed
-    runs = [("main", 0, dict(base, max_tokens=T, seed=None)),
+    # "main" sends exactly what flex sends: one SamplingParams per request, built by flex's own code
+    # from the task's gen_kwargs (no per-request seed, EOS honoured). The other runs vary one thing.
+    from flex_models.requests import build_spec
+
+    flex_spec = build_spec({"max_new_tokens": T, "temperature": spec["temperature"], "top_p": spec["top_p"],
+                            "do_sample": True, "until": []}, T)
+    runs = [("main", 0, None),
+            ("ignore_eos", n, dict(base, max_tokens=T, seed=None)),  # what the raw runs sent before 2026-11-29
             ("seeded", n, dict(base, max_tokens=T, seed=spec["seed"])),
             ("prefill_only", 2 * n, dict(base, max_tokens=1, seed=None))]
     res["runs"] = {}
@@ -210,13 +216,15 @@ def run_raw(spec: dict) -> dict:
         if name not in spec.get("raw_runs", ["main", "prefill_only"]):
             continue
         reqs = _requests(n, first, spec)
+        params = [vb.sampling_params(flex_spec) for _ in reqs] if sp is None else SamplingParams(**sp)
         probe.first_done = None
         t_sub = time.time()
-        outs = llm.generate(reqs, SamplingParams(**sp), use_tqdm=probe.tqdm_class())
+        outs = llm.generate(reqs, params, use_tqdm=probe.tqdm_class())
         t_end = time.time()
         c = _vllm_counts(None, None, outs)
+        desc = sp if sp is not None else {"flex_sampling_params": repr(params[0]), "seed": None}
         res["runs"][name] = {"submit": t_sub, "end": t_end, "first_done": probe.first_done or t_end,
-                             "sampling": {k: v for k, v in sp.items()}, **c}
+                             "sampling": {k: v for k, v in desc.items()}, **c}
     if spec.get("profile_dir"):
         try:  # n fresh requests; steps 40-49 are decode steps at the full batch (prefill takes ~25)
             llm.start_profile()
@@ -257,10 +265,16 @@ def run_sweep(spec: dict) -> dict:
     if os.environ.get("FLEXBENCH_LOG_STATS"):
         base_kw.setdefault("disable_log_stats", False)
     n, T = spec["n"], spec["max_tokens"]
-    sp = dict(temperature=spec["temperature"], top_p=spec["top_p"], top_k=-1, ignore_eos=True,
-              skip_special_tokens=True, seed=None)
+    from flex_models.requests import build_spec
+
+    # what flex sends (EOS honoured, no per-request seed); ignore_eos=True only with spec["ignore_eos"]
+    flex_spec = build_spec({"max_new_tokens": T, "temperature": spec["temperature"], "top_p": spec["top_p"],
+                            "do_sample": True, "until": [], "ignore_eos": bool(spec.get("ignore_eos"))}, T)
     main_reqs, pre_reqs = _requests(n, 0, spec), _requests(n, n, spec)
-    res = {"base_engine_kwargs": base_kw, "variants": [], "versions": _versions()}
+    main_params = [vb.sampling_params(flex_spec) for _ in main_reqs]
+    pre_params = SamplingParams(temperature=spec["temperature"], top_p=spec["top_p"], max_tokens=1)
+    res = {"base_engine_kwargs": base_kw, "variants": [], "versions": _versions(),
+           "sampling": repr(main_params[0]), "gpus": os.environ.get("CUDA_VISIBLE_DEVICES")}
     deadline = spec.get("deadline") or 1e18
     for var in spec["variants"]:
         var = dict(var)
@@ -276,15 +290,15 @@ def run_sweep(spec: dict) -> dict:
             llm = LLM(**dict(base_kw, **var))
             row.update(init_s=time.time() - t0, engine=_engine_info(llm))
             t1 = time.time()
-            outs = llm.generate(main_reqs, SamplingParams(**dict(sp, max_tokens=T)), use_tqdm=False)
+            outs = llm.generate(main_reqs, main_params, use_tqdm=False)
             row["main_s"] = time.time() - t1
             row.update(_vllm_counts(None, None, outs))
             t2 = time.time()
-            llm.generate(pre_reqs, SamplingParams(**dict(sp, max_tokens=1)), use_tqdm=False)
+            llm.generate(pre_reqs, pre_params, use_tqdm=False)
             row["prefill_only_s"] = time.time() - t2
             dec = row["main_s"] - row["prefill_only_s"]
             row["judgments_per_s"] = n / row["main_s"]
-            row["decode_tokens_per_s_est"] = n * (T - 1) / dec if dec > 0 else None
+            row["decode_tokens_per_s_est"] = (row["out_tokens"] - n) / dec if dec > 0 else None
         except Exception as e:
             row["error"] = f"{type(e).__name__}: {e}"[:1000]
         print(f"[sweep] {json.dumps(row, default=str)}", flush=True)

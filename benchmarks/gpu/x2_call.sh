@@ -12,10 +12,14 @@ common="--mode gpu --n $N --workdir $W --machine-kind nvidia-h200-x2"
 for run in "$@"; do
   case $run in
     one)
-      VLLM_CACHE_ROOT=/root/vc-raw CUDA_VISIBLE_DEVICES=1 python3 benchmarks/inference_gpu.py $common --parts raw \
-        --part-timeout ${T_ONE:-300} --log-dir $L/raw --out-json $OUT/x2_raw.json > $L/raw.out 2>&1 &
-      VLLM_CACHE_ROOT=/root/vc-flex CUDA_VISIBLE_DEVICES=0 python3 benchmarks/inference_gpu.py $common --parts flex \
-        --part-timeout ${T_ONE:-300} --log-dir $L/flex --out-json $OUT/x2_flex.json > $L/flex.out 2>&1
+      # GPU 1: vLLM alone (flex's exact SamplingParams, then ignore_eos=True), then the sweep's baseline
+      VLLM_CACHE_ROOT=/root/vc-raw CUDA_VISIBLE_DEVICES=1 python3 benchmarks/inference_gpu.py $common --parts raw,sweep \
+        --raw-runs main,ignore_eos --sweep '[{"name": "defaults"}]' --sweep-n 256 --sweep-budget-s ${SB1:-440} \
+        --part-timeout ${T_ONE:-330} --log-dir $L/raw --out-json $OUT/x2_raw.json > $L/raw.out 2>&1 &
+      # GPU 0: flex through lmms-eval, then engine variants on the same 256-request shape
+      VLLM_CACHE_ROOT=/root/vc-flex CUDA_VISIBLE_DEVICES=0 python3 benchmarks/inference_gpu.py $common --parts flex,sweep \
+        --sweep "${SWEEP0:-[{\"name\": \"no_async\", \"async_scheduling\": false}]}" --sweep-n 256 --sweep-budget-s ${SB0:-400} \
+        --part-timeout ${T_ONE:-330} --log-dir $L/flex --out-json $OUT/x2_flex.json > $L/flex.out 2>&1
       wait ;;
     dp2)
       VLLM_CACHE_ROOT=/root/vc-flex python3 benchmarks/inference_gpu.py $common --parts flex --tag _dp2 \
