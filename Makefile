@@ -1,13 +1,14 @@
 # Two commands on a fresh machine:  `make demo` (main job)  and  `make test` (test suite).
+# Both install .venv first, through the pinned lock requirements/cpu.lock.txt (docs/install.md).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.flex-installed
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 
-.PHONY: install demo test bench-cpu
+.PHONY: install demo test bench-cpu lock check-latest
 
-$(STAMP): pyproject.toml scripts/install.sh
+$(STAMP): pyproject.toml requirements/cpu.lock.txt scripts/install.sh scripts/pins.sh
 	bash scripts/install.sh $(VENV)
 	touch $(STAMP)
 
@@ -21,3 +22,12 @@ test: $(STAMP)
 
 bench-cpu: $(STAMP)
 	$(PY) benchmarks/adapter_overhead.py
+
+# Re-resolve requirements/cpu.lock.txt from pyproject.toml (needs the package registry).
+lock:
+	bash scripts/lock.sh
+
+# Drift watch: install WITHOUT the lock (newest releases the ranges allow) into a scratch venv and
+# run the fast tests, so a breaking upstream release is seen here before users see it.
+check-latest:
+	bash scripts/check_latest.sh

@@ -87,15 +87,28 @@ def _kind(value) -> str:
     return "image"
 
 
-def _load(spec: TaskSpec, value) -> tuple[str, Any]:
+def _load(spec: TaskSpec, value, where: str) -> tuple[str, Any]:
     """(kind, value ready for the chat message): images resized per protocol, audio at 16 kHz,
-    videos as paths (frames are sampled by the model, with the protocol's fps hints)."""
+    videos as paths (frames are sampled by the model, with the protocol's fps hints). A path
+    that does not exist is a JudgeInputError naming it."""
     kind = _kind(value)
+    if isinstance(value, (str, Path)) and not Path(value).expanduser().is_file():
+        raise JudgeInputError(f"{where}: {kind} file not found: {str(value)!r}")
     if kind == "image":
-        return kind, task_media.load_image(str(value) if isinstance(value, Path) else value, spec.image_size)
+        return kind, task_media.load_image(str(value) if isinstance(value, Path) else value, spec.image_size, where)
     if kind == "audio":
-        return kind, value if isinstance(value, dict) else task_media.load_audio(str(value))
+        return kind, value if isinstance(value, dict) else task_media.load_audio(str(value), where)
     return kind, str(value)
+
+
+def as_list(value, name: str) -> list:
+    """A list argument given as a list/tuple; one path, string or image alone is an error (a
+    string would otherwise be read character by character)."""
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    raise JudgeInputError(f"{name} must be a list (e.g. [{value!r:.60}]), got {type(value).__name__} {value!r:.60}")
 
 
 def build_messages(spec: TaskSpec, doc: dict, media: Sequence) -> list:
@@ -106,7 +119,7 @@ def build_messages(spec: TaskSpec, doc: dict, media: Sequence) -> list:
     slots = [i for i, (k, _) in enumerate(parts) if k != "text"]
     if (len(slots) > 1 and len(media) not in (0, len(slots))) or (not slots and media):
         raise JudgeInputError(f"{spec.task}: the protocol template has {len(slots)} media slots, got {len(media)} media")
-    loaded = [_load(spec, m) for m in media]
+    loaded = [_load(spec, m, f"{spec.task} media {i}") for i, m in enumerate(media)]
     if not loaded:
         parts = [p for p in parts if p[0] == "text"]
     elif len(slots) == 1:
@@ -153,7 +166,7 @@ class Judge:
                    flex_seed=spec.seed(run), flex_swap=swap, gold=None)
         if spec.video:
             doc["flex_video"] = dict(spec.video)
-        return JudgeRequest(spec, doc, build_messages(spec, doc, list(media)), dict(gen_kwargs or {}))
+        return JudgeRequest(spec, doc, build_messages(spec, doc, as_list(media, "media")), dict(gen_kwargs or {}))
 
     def compare_request(self, question: str, response_a: str, response_b: str, images: Sequence = (), *,
                         protocol: str = "vl_rewardbench", run: int = 0, gen_kwargs: Optional[dict] = None) -> JudgeRequest:
@@ -162,7 +175,7 @@ class Judge:
             fields = {"query": question, "answer0": response_a, "answer1": response_b}
         else:
             fields = {"instruction": question, "answer1": response_a, "answer2": response_b}
-        return self.request(task, fields, images, run=run, gen_kwargs=gen_kwargs)
+        return self.request(task, fields, as_list(images, "images"), run=run, gen_kwargs=gen_kwargs)
 
     def compare_media_request(self, prompt: str, a, b, *, protocol: str = "mj_bench_alignment", run: int = 0,
                               swap: bool = False, gen_kwargs: Optional[dict] = None) -> JudgeRequest:
@@ -175,14 +188,16 @@ class Judge:
     def score_request(self, question: str = "", response: str = "", media: Sequence = (), *,
                       protocol: str = "mllm_score", run: int = 0, gen_kwargs: Optional[dict] = None) -> JudgeRequest:
         task = task_name(protocol, SCORE_TASKS)
-        return self.request(task, {"instruction": question, "answer": response}, media, run=run, gen_kwargs=gen_kwargs)
+        return self.request(task, {"instruction": question, "answer": response}, as_list(media, "media"), run=run,
+                            gen_kwargs=gen_kwargs)
 
     def rank_request(self, question: str, responses: Sequence[str], images: Sequence = (), *, run: int = 0,
                      gen_kwargs: Optional[dict] = None) -> JudgeRequest:
+        responses = as_list(responses, "responses")
         if len(responses) < 2:
             raise JudgeInputError(f"rank needs at least two responses, got {len(responses)}")
-        return self.request(RANK_TASKS[0], {"instruction": question, "answers": list(responses)}, images, run=run,
-                            gen_kwargs=gen_kwargs)
+        return self.request(RANK_TASKS[0], {"instruction": question, "answers": responses}, as_list(images, "images"),
+                            run=run, gen_kwargs=gen_kwargs)
 
     # ------------------------------------------------------------ generation
     def run(self, requests: Sequence[JudgeRequest], progress: bool = False) -> list[Verdict]:

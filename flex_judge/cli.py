@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "lm-eval": ("flex_models.lm_eval_cli:main", "run lm-eval (text-only judging) with the flex model registered"),
     "leaderboard": ("flex_judge.leaderboard:main", "collect lmms-eval runs of flex tasks into the paper's tables"),
     "compare": ("flex_judge.compare:main", "per-item comparison of judges that ran the same flex tasks"),
+    "judge": ("flex_judge.judge_file:main", "judge your own JSONL file (pair / score / batch); `judge serve` starts the lmms-eval judge server"),
 }
 
 
@@ -40,10 +42,34 @@ def print_tasks_path(argv: list[str]) -> int:
     return 0
 
 
+def run_child(cmd: list[str]) -> int:
+    """Run `cmd`, forwarding SIGINT/SIGTERM to it and waiting for it to end: the child is never
+    left generating after its parent died. Returns its exit code (128 + signal when killed)."""
+    child = subprocess.Popen(cmd, env=os.environ.copy())
+
+    def forward(signum, _frame):
+        if child.poll() is None:
+            child.send_signal(signum)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while True:
+            try:
+                rc = child.wait()
+                break
+            except KeyboardInterrupt:  # a second Ctrl-C while waiting: keep waiting for the child
+                continue
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+    return 128 - rc if rc < 0 else rc
+
+
 def run_lmms_eval(argv: list[str]) -> int:
-    """Run lmms-eval in a fresh interpreter (its CLI calls sys.exit and holds global state)."""
-    cmd = [sys.executable, "-m", "flex_judge.lmms_main", *argv]
-    return subprocess.call(cmd, env=os.environ.copy())
+    """Run lmms-eval in a fresh interpreter (its CLI calls sys.exit and holds global state).
+    Exit code: 0 ok, 1 evaluation error or a requested task without results, 2 data pre-flight
+    failed (flex_judge.lmms_main)."""
+    return run_child([sys.executable, "-m", "flex_judge.lmms_main", *argv])
 
 
 def _resolve(target: str):
@@ -62,7 +88,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0 if argv else 2
     args = parser.parse_args(argv[:1])
-    rc = _resolve(COMMANDS[args.command][0])(argv[1:])
+    from flex_models.extras import MissingExtra
+
+    try:
+        rc = _resolve(COMMANDS[args.command][0])(argv[1:])
+    except MissingExtra as e:
+        print(f"flex-judge {args.command}: {e}", file=sys.stderr)
+        return 2
     return int(rc or 0)
 
 

@@ -126,7 +126,7 @@ def align(runs: list[Run], task: str, intersect: bool, warn) -> tuple[list, list
         if not common:
             raise CompareError(f"task {task}: the runs have no (item, run) record in common")
         warn(f"task {task}: comparing the {len(common)} common (item, run) records; {detail}")
-    keys = sorted(common, key=lambda k: (str(k[0]), k[1]))
+    keys = sorted(common, key=lambda k: (str(type(k[0])), k[0], k[1]))  # item keys: row positions
     return keys, keyed
 
 
@@ -189,7 +189,8 @@ def _pair_stats(kind: str, keys, ra: dict, rb: dict, top: int, iters: int, seed:
     for it, v in zip(item_of, per_key):
         by_item.setdefault(it, []).append(v)
     ranked = sorted(((float(np.mean(v)), it) for it, v in by_item.items()), key=lambda t: (-t[0], str(t[1])))
-    out["top_disagreements"] = [{"item": it, "disagreement": v} for v, it in ranked[:top] if v > 0]
+    data_id = {k[0]: ra[k].get("data_id") for k in keys}
+    out["top_disagreements"] = [{"item": it, "data_id": data_id[it], "disagreement": v} for v, it in ranked[:top] if v > 0]
     return out
 
 
@@ -323,11 +324,11 @@ def to_markdown(report: dict, plot_paths: Optional[dict] = None, base: Optional[
                 else:
                     cells = [_f(p["exact_agreement"]), _f(p["mean_norm_levenshtein"])]
                 out.append(f"| {t} | {who} | {n} | " + " | ".join(cells) + " |")
-    out += ["", "## Where they disagree most (item ids; share of runs with different verdicts, "
+    out += ["", "## Where they disagree most (item = row position, with the data's id; share of runs with different verdicts, "
             "mean |score difference| or mean ranking distance)", ""]
     for t in report["tasks"]:
         for p in pt[t]["pairs"]:
-            top = ", ".join(f"`{d['item']}` ({_f(d['disagreement'], 2)})" for d in p["top_disagreements"]) or "none"
+            top = ", ".join(f"`{d['item']}`{_id(d)} ({_f(d['disagreement'], 2)})" for d in p["top_disagreements"]) or "none"
             out.append(f"- {t}, {p['a']} vs {p['b']}: {top}")
     if plot_paths:
         out += ["", "## Plots", ""]
@@ -335,6 +336,11 @@ def to_markdown(report: dict, plot_paths: Optional[dict] = None, base: Optional[
             rel = Path(path).relative_to(base) if base else Path(path)
             out.append(f"![{name}]({rel.as_posix()})")
     return "\n".join(out) + "\n"
+
+
+def _id(d: dict) -> str:
+    """' (id X)' when the item's data id says more than its row position."""
+    return f" (id {d['data_id']})" if d.get("data_id") not in (None, str(d["item"])) else ""
 
 
 def _for_json(report: dict) -> dict:

@@ -29,6 +29,8 @@ class Column:
     task: str
     metric: str
     second: Optional[str] = None  # audio cells hold (LCC, SRCC)
+    # the metric computed the way the paper's numbers were (used when paper rows are printed)
+    as_released: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -48,10 +50,11 @@ def _mj(split: str, name: str) -> tuple[Column, Column]:
 
 SECTIONS: tuple[Section, ...] = (
     Section("mllm_as_a_judge_avg", "MLLM-as-a-Judge (score: Pearson; pair: accuracy; batch: norm. Levenshtein, lower is better)", (
-        Column("score_pearson", "flex_mllm_judge_score", "pearson"),
+        Column("score_pearson", "flex_mllm_judge_score", "pearson", as_released="pearson_as_released"),
         Column("pair_w_tie", "flex_mllm_judge_pair", "acc_w_tie"),
         Column("pair_wo_tie", "flex_mllm_judge_pair", "acc_wo_tie"),
-        Column("batch_levenshtein(lower better)", "flex_mllm_judge_batch", "levenshtein"))),
+        Column("batch_levenshtein(lower better)", "flex_mllm_judge_batch", "levenshtein",
+               as_released="levenshtein_as_released"))),
     Section("vl_rewardbench", "VL-RewardBench (accuracy, %)", (
         Column("general", "flex_vl_rewardbench", "general_acc"),
         Column("hallucination", "flex_vl_rewardbench", "hallucination_acc"),
@@ -104,7 +107,14 @@ def _cell(run: Run, col: Column, metric: str, scale: float) -> Optional[dict]:
     return cell
 
 
-def _run_rows(run: Run, sec: Section) -> list[dict]:
+def _metric_for(run: Run, col: Column, as_released: bool) -> str:
+    """The column's as-released metric when asked for and present in the run, else its protocol metric."""
+    if as_released and col.as_released and run.metric(col.task, col.as_released) is not None:
+        return col.as_released
+    return col.metric
+
+
+def _run_rows(run: Run, sec: Section, as_released: bool = False) -> list[dict]:
     variants = [("", None)] + ([("_majority", "acc_majority")] if sec.majority else [])
     rows = []
     for suffix, metric_override in variants:
@@ -112,7 +122,7 @@ def _run_rows(run: Run, sec: Section) -> list[dict]:
         for col in sec.columns:
             if not col.task:
                 continue
-            c = _cell(run, col, metric_override or col.metric, sec.scale)
+            c = _cell(run, col, metric_override or _metric_for(run, col, as_released), sec.scale)
             if c is not None:
                 cells[col.name] = c
         if not cells:
@@ -152,14 +162,33 @@ def build(runs: list[Run], with_paper: bool = True) -> dict:
     """The leaderboard as data: sections with run rows and paper rows, plus run metadata."""
     sections = []
     for sec in SECTIONS:
-        run_rows = [r for run in runs for r in _run_rows(run, sec)]
+        run_rows = [r for run in runs for r in _run_rows(run, sec, as_released=with_paper)]
         if not run_rows:
             continue
         run_rows.sort(key=lambda r: r["flagged"])  # protocol-faithful rows first
         sections.append({"key": sec.key, "title": sec.title, "columns": [c.name for c in sec.columns],
-                         "rows": run_rows + (_paper_rows(sec) if with_paper else [])})
+                         "rows": run_rows + (_paper_rows(sec) if with_paper else []),
+                         "metric_notes": _metric_notes(sec, run_rows, with_paper)})
     return {"sections": sections, "runs": [r.metadata() for r in runs],
             "paper_notes": protocols().get("paper_results_v4", {}).get("notes", "")}
+
+
+def _metric_notes(sec: Section, rows: list[dict], with_paper: bool) -> list[str]:
+    """Which metric each as-released column of the run rows shows, in words."""
+    notes = []
+    for col in sec.columns:
+        if not col.as_released:
+            continue
+        used = {row["cells"][col.name]["metric"] for row in rows if col.name in row["cells"]}
+        if col.as_released in used:
+            notes.append(f"{col.name}: `{col.as_released}` (runs pooled as the released test/evaluate.py does, "
+                         f"comparable with the paper rows; the protocol value is `{col.metric}` in the results)")
+        if col.metric in used and with_paper:
+            notes.append(f"{col.name}: `{col.metric}` for runs without `{col.as_released}` "
+                         f"(the written protocol; not computed the way the paper rows were)")
+        elif col.metric in used:
+            notes.append(f"{col.name}: `{col.metric}` (the written protocol, per run)")
+    return notes
 
 
 # ---------------------------------------------------------------- rendering
@@ -200,10 +229,16 @@ def to_markdown(board: dict) -> str:
                 notes.append(f"- † {row['label']}: " + "; ".join(row["deviations"]))
         if notes:
             out += ["", "Not the paper's protocol (not comparable to the paper rows):", *notes]
+        if sec.get("metric_notes"):
+            out += ["", "Metrics shown:", *(f"- {n}" for n in sec["metric_notes"])]
     out += ["", "## Runs", ""]
     for m in board["runs"]:
+        data = "; ".join(f"{t}: {d.get('source')} {d.get('hub_id') or d.get('path', '')} "
+                         f"{d.get('n_items')} items {str(d.get('items_sha256', ''))[:19]}"
+                         for t, d in (m.get("data") or {}).items())
         out.append(f"- **{m['label']}**: model `{m['model']}` model_args `{m['model_args']}`; "
-                   f"lmms-eval {m.get('lmms_eval_version', '?')}; date {m.get('date', '?')}; "
+                   f"lmms-eval {m.get('lmms_eval_version') or 'unknown'}; flex-judge {m.get('flex_judge', 'unknown')}; "
+                   f"data {data or 'unknown'}; date {m.get('date', '?')}; "
                    f"limit {m.get('limit')}; gen_kwargs {m.get('gen_kwargs')}; `{m['results_file']}`")
     if board.get("paper_notes"):
         out += ["", f"Paper rows note: {board['paper_notes']}"]
@@ -271,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     except RunError as e:
         print(f"flex-judge leaderboard: {e}", file=sys.stderr)
         return 2
+    runs = [r for r in runs if r.duplicate_of is None]  # one row per distinct results (warned in load_runs)
     board = build(runs, with_paper=not a.no_paper)
     if a.exclude_flagged:
         for sec in board["sections"]:

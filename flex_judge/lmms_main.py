@@ -1,26 +1,147 @@
-"""`python -m flex_judge.lmms_main <lmms-eval args>`: lmms-eval's CLI with the flex task folder included.
+"""`python -m flex_judge.lmms_main <lmms-eval args>`: lmms-eval's CLI with the flex task folder included,
+made honest about failure and about its data.
 
-lmms-eval 0.7.3 takes one `--include_path` string on its command line but its TaskManager accepts
-a list, so the user's folder (if any) and the flex folder are both indexed.
+- lmms-eval 0.7.3 takes one `--include_path` string on its command line but its TaskManager accepts
+  a list, so the user's folder (if any) and the flex folder are both indexed.
+- Pre-flight: every requested flex task's items are loaded BEFORE any model loads; a data problem
+  ends the run with the project's own message (the setting, the file, the row), exit code 2.
+- Exit code 1 when lmms-eval logged an evaluation error (its CLI logs and exits 0) or wrote no
+  results for a requested task.
+- Provenance: the results file gets a `flex_provenance` object (flex_tasks.provenance): per task the
+  data source, item count, items hash and whether the run was the full protocol; the flex-judge
+  version/commit and the real lmms-eval version.
+- Resumable judging: the `flex` model's journal defaults to `<output_path>/flex_journal`
+  (env FLEX_JUDGE_JOURNAL; model_args `journal=` wins).
 """
 from __future__ import annotations
 
+import json
+import os
 import sys
+import time
+from pathlib import Path
+
+JOURNAL_ENV = "FLEX_JUDGE_JOURNAL"
+
+
+def requested_flex_tasks(tasks_arg: str | None) -> list[str]:
+    """The flex tasks a `--tasks` value asks for, groups expanded, in order, without repeats."""
+    from flex_tasks.protocol import GROUPS, TASKS
+
+    out: list[str] = []
+
+    def add(name: str):
+        if name in GROUPS:
+            for member in GROUPS[name]:
+                add(member)
+        elif name in TASKS and name not in out:
+            out.append(name)
+
+    for name in (tasks_arg or "").split(","):
+        add(name.strip())
+    return out
+
+
+def preflight(tasks: list[str], limit=None) -> dict:
+    """Load every flex task's items (no model); returns task -> provenance. Raises DataError."""
+    from flex_tasks.data import load_items
+    from flex_tasks.protocol import get
+    from flex_tasks.provenance import task_provenance
+
+    out = {}
+    for task in tasks:
+        spec = get(task)
+        source, items = load_items(spec)
+        out[task] = task_provenance(spec, source, items, limit=limit)
+    return out
+
+
+def missing_tasks(requested: list[str], results: dict | None) -> list[str]:
+    if not results:
+        return list(requested)
+    have = set(results.get("results") or {}) | set(results.get("groups") or {})
+    return [t for t in requested if t not in have]
+
+
+def _results_files(output_path: str | None, since: float) -> list[Path]:
+    if not output_path:
+        return []
+    root = Path(output_path)
+    return sorted(p for p in root.glob("**/*_results.json") if p.stat().st_mtime >= since)
+
+
+def write_provenance(files: list[Path], tasks: dict) -> None:
+    from flex_tasks.provenance import package_provenance
+
+    for f in files:
+        data = json.loads(f.read_text())
+        data["flex_provenance"] = {"package": package_provenance(),
+                                   "tasks": {t: p for t, p in tasks.items() if t in (data.get("results") or {})}}
+        tmp = f.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(data, indent=2, default=str))
+        os.replace(tmp, f)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from lmms_eval.__main__ import cli_evaluate, parse_eval_args
+    import lmms_eval.__main__ as lmms_main
+    from loguru import logger
 
     from flex_judge.cli import tasks_path
+    from flex_tasks.data import DataError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--model" not in argv:
         argv += ["--model", "flex"]
     sys.argv = ["lmms-eval", *argv]
-    _, args = parse_eval_args()
+    _, args = lmms_main.parse_eval_args()
     user = args.include_path
     args.include_path = [p for p in (user, str(tasks_path())) if p]
-    cli_evaluate(args)
+    listing = (args.tasks or "").startswith("list")
+
+    flex_tasks = requested_flex_tasks(args.tasks)
+    try:
+        provenance = preflight(flex_tasks, limit=args.limit)
+    except (DataError, KeyError, ValueError) as e:
+        print(f"flex-judge eval: data pre-flight failed, no model was loaded:\n  {e}", file=sys.stderr)
+        return 2
+    if args.model == "flex" and args.output_path and JOURNAL_ENV not in os.environ:
+        os.environ[JOURNAL_ENV] = str(Path(args.output_path) / "flex_journal")
+
+    errors: list[str] = []
+    outcomes: list = []
+    original = lmms_main.cli_evaluate_single
+
+    def evaluate_single(a):
+        # cli_evaluate resets loguru's handlers before this runs, so the sink is added here
+        sink = logger.add(lambda m: errors.append(m.record["message"]), level="ERROR")
+        try:
+            out = original(a)
+        except BaseException as e:
+            errors.append(f"{type(e).__name__}: {e}")
+            raise
+        finally:
+            logger.remove(sink)
+        outcomes.append(out[0] if isinstance(out, tuple) else out)
+        return out
+
+    lmms_main.cli_evaluate_single = evaluate_single
+    started = time.time() - 1
+    try:
+        lmms_main.cli_evaluate(args)
+    finally:
+        lmms_main.cli_evaluate_single = original
+    if listing:
+        return 0
+    write_provenance(_results_files(args.output_path, started), provenance)
+    requested = [t.strip() for t in (args.tasks or "").split(",") if t.strip()]
+    missing = missing_tasks(requested, outcomes[-1] if outcomes else None)
+    if errors or missing:
+        print("flex-judge eval: FAILED", file=sys.stderr)
+        for e in errors[:10]:
+            print(f"  lmms-eval error: {e.splitlines()[0] if e else e}", file=sys.stderr)
+        if missing:
+            print(f"  no results for requested task(s): {', '.join(missing)}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -10,8 +10,10 @@ Also here: the protocol check (does a run follow the paper's protocol for a task
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -36,6 +38,7 @@ class Run:
     results_file: Path
     data: dict = field(repr=False)
     label: str = ""
+    duplicate_of: Optional[Path] = None  # set by load_runs when the same results were given earlier
 
     # ------------------------------------------------------------ metadata
     @property
@@ -71,6 +74,11 @@ class Run:
         name = Path(pretrained.rstrip("/")).name if pretrained else ""
         return f"{self.model}:{name}" if name else self.model
 
+    @property
+    def provenance(self) -> dict:
+        """``flex_provenance`` written by ``flex-judge eval`` (empty for a plain lmms-eval run)."""
+        return self.data.get("flex_provenance") or {}
+
     def metadata(self) -> dict:
         meta = {"label": self.label, "results_file": str(self.results_file), "model": self.model,
                 "model_args": self.model_args, "limit": self.config.get("limit"),
@@ -78,6 +86,17 @@ class Run:
                 "device": self.config.get("device"), "random_seed": self.config.get("random_seed"),
                 "task_versions": {t: v for t, v in (self.data.get("versions") or {}).items() if t in TASKS}}
         meta.update({k: self.data[k] for k in META_KEYS if k in self.data})
+        # lmms-eval's own `lmms_eval_version` is `<branch>@<commit>` of the CURRENT FOLDER's git repo
+        # (the user's checkout, not lmms-eval): report the installed versions flex-judge recorded.
+        meta.pop("lmms_eval_version", None)
+        pkg = self.provenance.get("package") or {}
+        if pkg:
+            meta["lmms_eval_version"] = pkg.get("lmms_eval_version")
+            commit = (pkg.get("flex_judge_commit") or "")[:10]
+            meta["flex_judge"] = (f"{pkg.get('flex_judge_version')}" + (f"@{commit}" if commit else "")
+                                  + ("+dirty" if pkg.get("flex_judge_dirty") else ""))
+            meta["data"] = {t: {k: v for k, v in p.items() if k != "partial_reasons"}
+                            for t, p in (self.provenance.get("tasks") or {}).items()}
         return meta
 
     # ------------------------------------------------------------ tasks and metrics
@@ -200,6 +219,15 @@ def load_runs(paths, labels: Optional[list[str]] = None, one_per_path: bool = Fa
     if labels and len(labels) != len(files):
         raise RunError(f"--labels gives {len(labels)} names for {len(files)} runs")
     runs = [load_run(f, labels[i] if labels else "") for i, f in enumerate(files)]
+    first: dict = {}
+    for r in runs:  # the same results given twice (same file, or a copy of it) is almost always a mistake
+        key = hashlib.sha256(json.dumps(r.data, sort_keys=True, default=str).encode()).hexdigest()
+        if key in first:
+            print(f"warning: {r.results_file} is the same results as {first[key].results_file} "
+                  f"(given twice?)", file=sys.stderr)
+            r.duplicate_of = first[key].results_file
+        else:
+            first[key] = r
     seen: dict = {}
     for r in runs:  # make labels unique
         seen[r.label] = seen.get(r.label, 0) + 1
@@ -224,12 +252,17 @@ def protocol_deviations(run: Run, task: str) -> list[str]:
     """How this run of ``task`` differs from the paper's protocol (empty = follows it)."""
     spec = TASKS[task]
     out = []
+    data_prov = (run.provenance.get("tasks") or {}).get(task)
+    if data_prov is None:
+        out.append("no data provenance (run it with `flex-judge eval`)")
+    elif data_prov.get("source") == "fixtures":
+        out.append("bundled fixtures, not the benchmark data")
     limit = run.config.get("limit")
     if limit not in (None, "", 0):
-        out.append(f"--limit {limit}")
-    ns = run.n_samples(task)
-    if ns and ns.get("original") is not None and ns.get("effective") != ns.get("original"):
-        out.append(f"{ns.get('effective')} of {ns.get('original')} docs")
+        # flex tasks count --limit in items (flex_tasks.lmms_task); lmms-eval's n-samples count docs
+        n = _num(limit)
+        out.append(f"--limit {int(n) if isinstance(n, float) and n.is_integer() else limit} "
+                   f"(first {int(n) if isinstance(n, float) and n.is_integer() else limit} items, all runs)")
     n_runs = run.metric(task, "n_runs")
     want_runs = spec.runs if spec.multi_run else 1
     if n_runs is not None and int(n_runs) != want_runs:
@@ -248,6 +281,9 @@ def protocol_deviations(run: Run, task: str) -> list[str]:
         cap = run.model_arg("max_new_tokens")
         if cap is not None and _num(cap) < _num(want["max_new_tokens"]):
             out.append(f"model_args max_new_tokens={cap} caps the output (protocol {want['max_new_tokens']})")
+        if spec.modality == "audio" and run.model_arg("audio_scaling") == "unit":
+            out.append("model_args audio_scaling=unit (the paper's audio numbers were produced with the "
+                       "released int16 scaling: audio_scaling=released)")
         if run.model_arg("assistant_prefix"):
             out.append(f"model_args assistant_prefix={run.model_arg('assistant_prefix')!r} (protocol: none)")
     stops = got.get("until", got.get("stop")) or []

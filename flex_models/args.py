@@ -13,6 +13,7 @@ from typing import Any
 BACKEND_NAMES = ("vllm", "hf", "auto")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 MODALITIES = ("image", "video", "audio")
+AUDIO_SCALINGS = ("released", "unit")  # flex_models.media.AUDIO_SCALINGS
 
 # Settings that only one engine understands: name -> the backend it belongs to.
 _ENGINE_ONLY = {
@@ -38,6 +39,14 @@ class FlexArgs:
     seed: int = 0
     assistant_prefix: str = ""
     trust_remote_code: bool = False
+    # resumable judging (flex_models.journal): a folder, or "off"; unset = env FLEX_JUDGE_JOURNAL
+    # (`flex-judge eval` sets it to <output_path>/flex_journal), else no journal
+    journal: str | None = None
+    # requests in flight at once (media decoded only for these); unset = 2 x the engine's max_num_seqs
+    stream_window: int | None = None
+    # audio input: "released" = the released audio scripts' int16-range scaling (x32767) of
+    # resampled audio, which produced the published Flex-Omni numbers; "unit" = always [-1, 1]
+    audio_scaling: str = "released"
     # vLLM engine
     tensor_parallel_size: int = 1
     data_parallel_size: int = 1
@@ -172,12 +181,15 @@ def parse_args(raw: dict) -> FlexArgs:
     for k, v in raw.items():
         if v is None:
             continue
-        if k in ("pretrained", "assistant_prefix", "device", "device_map", "attn_implementation", "load_format"):
+        if k in ("pretrained", "assistant_prefix", "device", "device_map", "attn_implementation", "load_format",
+                 "journal"):
             setattr(a, k, str(v))
         elif k == "backend":
             a.backend = _choice(k, v, BACKEND_NAMES)
         elif k == "dtype":
             a.dtype = _choice(k, v, DTYPES)
+        elif k == "audio_scaling":
+            a.audio_scaling = _choice(k, v, AUDIO_SCALINGS)
         elif k == "batch_size":
             a.batch_size = _batch_size(v)
         elif k == "limit_mm_per_prompt":
@@ -192,7 +204,7 @@ def parse_args(raw: dict) -> FlexArgs:
         elif k in ("trust_remote_code", "enforce_eager", "enable_prefix_caching"):
             setattr(a, k, _bool(k, v))
         elif k in ("max_new_tokens", "tensor_parallel_size", "data_parallel_size", "max_num_seqs",
-                   "max_model_len", "max_batch_size"):
+                   "max_model_len", "max_batch_size", "stream_window"):
             setattr(a, k, _int(k, v, 1))
         elif k in ("seed", "kv_cache_memory_bytes"):
             setattr(a, k, _int(k, v, 0))

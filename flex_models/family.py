@@ -26,6 +26,20 @@ class Checkpoint:
     config: dict
     family: str  # "vl" | "omni"
 
+    @property
+    def local_dir(self) -> Path:
+        """The folder holding the weights: the given dir, or the hub cache snapshot of a hub id."""
+        p = Path(self.pretrained).expanduser()
+        if p.is_dir():
+            return p
+        from huggingface_hub import snapshot_download
+
+        try:
+            return Path(snapshot_download(self.pretrained, local_files_only=True))
+        except Exception as e:  # noqa: BLE001
+            raise CheckpointError(f"model_args pretrained={self.pretrained!r}: no complete local snapshot in the "
+                                  f"hub cache to fingerprint ({type(e).__name__}); pass a local directory") from None
+
 
 def read_config(pretrained: str) -> dict:
     """config.json of a local dir or a hub id (hub cache first; offline -> clear error)."""

@@ -16,6 +16,9 @@ TASKS_DIR = Path(__file__).resolve().parents[1] / "yaml_tasks" / "lm_eval"
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    from flex_models.extras import require
+
+    require("lm_eval", "`flex-judge lm-eval`")
     import flex_models.lm_eval_model  # noqa: F401  (registers `flex`)
     from lm_eval.__main__ import cli_evaluate
 

@@ -1,13 +1,16 @@
 """The `flex` chat model for lmms-eval: Flex-Judge on Qwen2.5-VL / Qwen2.5-Omni checkpoints.
 
-Flow of `generate_until`: every request is rendered (flex_models.render), its media decoded
-(flex_models.media) and its sampling settings built (flex_models.requests) BEFORE any
-generation, so a bad document fails fast and never costs finished outputs. Then the backend
-generates everything (vLLM: one `LLM.generate` call). Outputs are the raw text, <think> included.
+Flow of `generate_until`: every request is rendered (flex_models.render) and its sampling settings
+built (flex_models.requests) BEFORE any generation, so a bad document fails fast. Requests already
+in the journal (flex_models.journal: resumable judging) are answered from it; the rest stream
+through the backend (vLLM: its offline engine loop, a window of requests in flight), their media
+decoded (flex_models.media) just before they enter the engine, and each finished judgment is
+journaled as it comes back. Outputs are the raw text, <think> included.
 """
 from __future__ import annotations
 
 import logging
+import sys
 import time
 
 from lmms_eval.api.instance import GenerationResult, TokenCounts
@@ -19,7 +22,7 @@ from flex_models.backends import make_backend
 from flex_models.family import load_checkpoint
 from flex_models.media import MediaError, load_audio, load_image, load_video
 from flex_models.render import render
-from flex_models.requests import Prepared, build_spec
+from flex_models.requests import Planned, Prepared, build_spec
 
 log = logging.getLogger("flex_models")
 
@@ -27,8 +30,9 @@ log = logging.getLogger("flex_models")
 class MediaCache:
     """Decoded media of one generate_until call, keyed by object identity or path."""
 
-    def __init__(self):
+    def __init__(self, audio_scaling: str = "released"):
         self._store: dict = {}
+        self.audio_scaling = audio_scaling  # model_args audio_scaling
 
     def get(self, kind: str, url, where: str, hints: dict):
         key = (kind, url if isinstance(url, str) else id(url), tuple(sorted(hints.items())))
@@ -38,7 +42,7 @@ class MediaCache:
         if kind == "image":
             value = load_image(url, where)
         elif kind == "audio":
-            value = load_audio(url, where)
+            value = load_audio(url, where, scaling=self.audio_scaling)
         else:
             value = load_video(url, where, fps=hints.get("fps"), max_pixels=hints.get("max_pixels"))
         self._store[key] = (url, value)  # keep url alive so id() stays unique
@@ -63,6 +67,8 @@ class FlexJudge(lmms):
             self.limits = media_limits(self.args, self.family)
         self.timing = {"prepare_s": 0.0, "engine_s": 0.0, "requests": 0}
         self.pool = None
+        self._journal = None
+        self._engine_id = None
         if self.args.data_parallel_size > 1:
             from flex_models.parallel import start_pool
 
@@ -79,9 +85,8 @@ class FlexJudge(lmms):
         except (KeyError, IndexError, TypeError):
             return None
 
-    def prepare(self, messages, where: str = "", doc=None, gen_kwargs=None, cache: MediaCache | None = None) -> Prepared:
-        """Render + decode + sampling settings of one request (no generation)."""
-        cache = cache or MediaCache()
+    def plan(self, messages, where: str = "", doc=None, gen_kwargs=None) -> "Planned":
+        """Render + sampling settings of one request; media are referenced, not decoded yet."""
         r = render(messages, self.family, self.args.assistant_prefix, where=where)
         limits = self.limits
         for kind, urls in r.media.items():
@@ -90,30 +95,38 @@ class FlexJudge(lmms):
                                  f"allows {limits[kind]}")
         doc = doc if isinstance(doc, dict) else {}
         video_doc = doc.get("flex_video") or {}
-        media = {}
+        hints = {}
         for kind, urls in r.media.items():
-            decoded = []
-            for url, hint in zip(urls, r.hints.get(kind, [{}] * len(urls))):
+            hs = []
+            for hint in r.hints.get(kind, [{}] * len(urls)):
                 h = {**video_doc, **hint} if kind == "video" else {}
-                h = {k: v for k, v in h.items() if k in ("fps", "max_pixels")}
-                decoded.append(cache.get(kind, url, where, h))
-            media[kind] = decoded
+                hs.append({k: v for k, v in h.items() if k in ("fps", "max_pixels")})
+            hints[kind] = hs
         # model_args seed seeds the engine (vLLM LLM(seed=...), torch.manual_seed for hf); a per-request
         # seed only when the task gives one: vLLM's per-request generators cost ~20% decode throughput
         # (benchmarks/inference_gpu_results.md).
         spec = build_spec(gen_kwargs, self.args.max_new_tokens, doc.get("flex_seed"), None, where,
                           cap_max_new_tokens=self.args.max_new_tokens_cap)
-        return Prepared(prompt=r.prompt, media=media, spec=spec, where=where)
+        return Planned(prompt=r.prompt, media=r.media, hints=hints, spec=spec, where=where)
 
-    def _prepare_all(self, requests) -> list[Prepared]:
-        cache = MediaCache()
+    def decode(self, planned: "Planned", cache: MediaCache | None = None) -> Prepared:
+        """Decode the media of a planned request (the model's one place that reads media)."""
+        cache = cache or MediaCache(self.args.audio_scaling)
+        media = {kind: [cache.get(kind, url, planned.where, h) for url, h in zip(urls, planned.hints[kind])]
+                 for kind, urls in planned.media.items()}
+        return Prepared(prompt=planned.prompt, media=media, spec=planned.spec, where=planned.where)
+
+    def prepare(self, messages, where: str = "", doc=None, gen_kwargs=None, cache: MediaCache | None = None) -> Prepared:
+        """Render + decode + sampling settings of one request (no generation)."""
+        return self.decode(self.plan(messages, where=where, doc=doc, gen_kwargs=gen_kwargs), cache)
+
+    def _plan_all(self, requests) -> list["Planned"]:
         out = []
-        for req in tqdm(requests, desc="flex: rendering + media", disable=len(requests) < 2):
+        for req in tqdm(requests, desc="flex: rendering", disable=len(requests) < 2):
             _ctx, doc_to_messages, gen_kwargs, doc_id, task, split = req.args
             where = f"task {task} split {split} doc {doc_id}"
             doc = self._doc(task, split, doc_id)
-            messages = doc_to_messages(doc)
-            out.append(self.prepare(messages, where=where, doc=doc, gen_kwargs=gen_kwargs, cache=cache))
+            out.append(self.plan(doc_to_messages(doc), where=where, doc=doc, gen_kwargs=gen_kwargs))
         return out
 
     # ---------------------------------------------------------------- generation
@@ -125,21 +138,87 @@ class FlexJudge(lmms):
                                      pool=self.pool)
         return self.backend.generate(prepared, progress=progress)
 
+    def _stream(self, planned: list["Planned"], todo: list[int]):
+        """Yield ``(index, Output)`` for the requests ``todo`` as they finish; media are decoded
+        only for the requests about to enter the engine (a window / chunk at a time)."""
+        cache = MediaCache(self.args.audio_scaling)
+        lazy = ((i, self.decode(planned[i], cache)) for i in todo)
+        if self.args.data_parallel_size <= 1 and hasattr(self.backend, "stream"):
+            yield from self.backend.stream(lazy, total=len(todo), progress=True)
+            return
+        # transformers backend / data-parallel workers: chunk by chunk
+        chunk = self.args.stream_window or (max(self.args.batch_size, 1) * 8 if self.backend is not None
+                                            else 512 * self.args.data_parallel_size)
+        bar = tqdm(total=len(todo), desc="flex: judging", disable=len(todo) < 2)
+        batch: list = []
+        for item in lazy:
+            batch.append(item)
+            if len(batch) == chunk:
+                yield from zip([i for i, _ in batch], self.generate_prepared([p for _, p in batch], progress=False))
+                bar.update(len(batch))
+                batch, cache._store = [], {}
+        if batch:
+            yield from zip([i for i, _ in batch], self.generate_prepared([p for _, p in batch], progress=False))
+            bar.update(len(batch))
+        bar.close()
+
+    def _engine_identity(self) -> dict:
+        """What, besides the request itself, determines an answer (the journal key's engine part)."""
+        if self._engine_id is None:
+            from flex_models.journal import checkpoint_fingerprint
+
+            self._engine_id = {"checkpoint": checkpoint_fingerprint(self.checkpoint.local_dir),
+                               "family": self.family, "backend": self.args.backend, "dtype": self.args.dtype,
+                               "seed": self.args.seed, "audio_scaling": self.args.audio_scaling}
+        return self._engine_id
+
     def generate_until(self, requests) -> list:
         t0 = time.perf_counter()
-        prepared = self._prepare_all(requests)
+        planned = self._plan_all(requests)
+        journal = self._open_journal()
+        keys: list = [None] * len(planned)
+        done: dict[int, dict] = {}
+        if journal is not None:
+            from flex_models.journal import request_key
+
+            engine = self._engine_identity()
+            for i, p in enumerate(planned):
+                keys[i] = request_key(engine, p.prompt, p.media, p.hints, p.spec)
+                hit = journal.get(keys[i])
+                if hit is not None:
+                    done[i] = hit
+            print(f"flex: journal {journal.path}: {len(done)} of {len(planned)} requests already judged, "
+                  f"{len(planned) - len(done)} to generate", file=sys.stderr, flush=True)
+        todo = [i for i in range(len(planned)) if i not in done]
         t1 = time.perf_counter()
-        outputs = self.generate_prepared(prepared, progress=True)
+        for i, o in self._stream(planned, todo):
+            rec = {"texts": o.texts, "prompt_tokens": o.prompt_tokens,
+                   "output_tokens": sum(len(t) for t in o.token_ids)}
+            if journal is not None:
+                journal.put(keys[i], **rec)
+            done[i] = rec
         t2 = time.perf_counter()
         self.timing["prepare_s"] += t1 - t0
         self.timing["engine_s"] += t2 - t1
-        self.timing["requests"] += len(prepared)
+        self.timing["requests"] += len(todo)
+        self.timing["resumed"] = self.timing.get("resumed", 0) + len(planned) - len(todo)
         results = []
-        for p, o in zip(prepared, outputs):
-            text = o.texts[0] if p.spec.n == 1 else _join_samples(o.texts)
-            counts = TokenCounts(input_tokens=o.prompt_tokens, output_tokens=sum(len(t) for t in o.token_ids))
+        for i, p in enumerate(planned):
+            rec = done[i]
+            text = rec["texts"][0] if p.spec.n == 1 else _join_samples(rec["texts"])
+            counts = TokenCounts(input_tokens=rec["prompt_tokens"], output_tokens=rec["output_tokens"])
             results.append(GenerationResult(text=text, token_counts=counts))
         return results
+
+    def _open_journal(self):
+        from flex_models.journal import Journal, resolve_journal_dir
+
+        folder = resolve_journal_dir(self.args.journal)
+        if folder is None:
+            return None
+        if self._journal is None or self._journal.folder != folder:
+            self._journal = Journal(folder)
+        return self._journal
 
     def loglikelihood(self, requests):
         raise NotImplementedError("the flex model is a generative judge: loglikelihood tasks are not supported")

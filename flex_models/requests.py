@@ -48,6 +48,16 @@ class GenSpec:
 
 
 @dataclass
+class Planned:
+    """A rendered request whose media are still references (decoded just before generation)."""
+    prompt: str
+    media: dict  # modality -> [url, ...] as the task passed them
+    hints: dict  # modality -> [{fps, max_pixels} ...]
+    spec: GenSpec
+    where: str = ""
+
+
+@dataclass
 class Prepared:
     prompt: str
     media: dict = field(default_factory=dict)  # image: [PIL], video: [(frames, meta)], audio: [np 16 kHz]

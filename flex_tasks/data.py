@@ -6,8 +6,12 @@ for hub benchmarks, an error naming the variable for the corpora. ``FLEX_JUDGE_D
 points every benchmark at the bundled mini fixtures.
 
 Loaders return lightweight *items* (text, gold label, media references); media are read
-lazily by :mod:`flex_tasks.media`. A media reference is ``"row:<column>"`` (an image column of
-row ``row`` of the source dataset) or an absolute file path.
+lazily by :mod:`flex_tasks.media`. An item's key (``item``) is its position in the loaded
+data, never a data id: upstream files repeat ids (MJ-Bench's alignment annotations repeat
+``pap_0`` ...), and keying by them silently merged rows. The data's own id is kept as
+``data_id``; repeated ids are counted, warned about and reported (``duplicate_data_ids``).
+A media reference is ``"row:<column>"`` (an image column of row ``row`` of the source
+dataset) or an absolute file path.
 """
 from __future__ import annotations
 
@@ -120,7 +124,7 @@ def _vl_rewardbench(spec, source):
         if not isinstance(resp, list) or len(resp) != 2 or not isinstance(rank, list) or len(rank) != 2 or rank[0] == rank[1]:
             raise DataError(f"{where} row {i} (id={r['id']}): expected response[2] and a strict human_ranking[2], "
                             f"got response={resp!r:.80} human_ranking={rank!r}")
-        items.append({"item": str(r["id"]), "query": r["query"], "answer0": resp[0], "answer1": resp[1],
+        items.append({"data_id": str(r["id"]), "query": r["query"], "answer0": resp[0], "answer1": resp[1],
                       "gold": 0 if rank[0] < rank[1] else 1, "category": vlrb_category(str(r["id"])),
                       "media": ["row:image"], "row": i})
     return items
@@ -147,7 +151,7 @@ def _mj_bench(spec, source):
         tie = r.get("label_0") is not None and float(r["label_0"]) == 0.5
         if not tie and r["label"] not in (0, 1):
             raise DataError(f"{where} row {i}: label must be 0 or 1 (or label_0 == 0.5 for a tie), got {r['label']!r}")
-        items.append({"item": str(r.get("id", i)), "caption": r["caption"], "gold": 2 if tie else int(r["label"]),
+        items.append({"data_id": str(r.get("id", i)), "caption": r["caption"], "gold": 2 if tie else int(r["label"]),
                       "media": ["row:image0", "row:image1"], "row": i})
     return items
 
@@ -176,7 +180,7 @@ def _genai_bench(spec, source):
     for i, r in enumerate(_text_rows(ds, read)):
         if r["vote_type"] not in GENAI_VOTES:
             raise DataError(f"{where} row {i}: vote_type {r['vote_type']!r} not in {GENAI_VOTES}")
-        item = {"item": f"{config}-{i}", **{c: r[c] for c in text_cols}, "gold": r["vote_type"], "row": i}
+        item = {"data_id": f"{config}-{i}", **{c: r[c] for c in text_cols}, "gold": r["vote_type"], "row": i}
         if config == "video_generation":
             if source == HUB:
                 raise DataError(f"{spec.task}: videos are not in the hub parquet; set {spec.env} to a folder "
@@ -190,9 +194,27 @@ def _genai_bench(spec, source):
     return items
 
 
+def _at(row) -> str:
+    """'row 3' for a row index, the label itself for e.g. 'line 4'."""
+    return row if isinstance(row, str) else f"row {row}"
+
+
+def _within(root, base: Path, rel: str, where: str, row, setting: str) -> Path:
+    """``base / rel`` for a media path written in a data row, refused when it is absolute or
+    climbs out of the data root (``../..``): data files must not point the judge at other
+    files on the machine. Checked on the path as written (symlinks inside the root are fine)."""
+    rel = str(rel)
+    root_n = os.path.normpath(os.path.abspath(root))
+    path = os.path.normpath(os.path.join(os.path.abspath(base), rel))
+    if os.path.isabs(rel) or os.path.commonpath([root_n, path]) != root_n:
+        raise DataError(f"{where} {_at(row)}: media path {rel!r} lies outside the data root {root_n} "
+                        f"(setting {setting}); paths in data files must be relative and stay inside it")
+    return Path(path)
+
+
 def _existing(path: Path, where: str, row, setting: str) -> str:
     if not path.exists():
-        raise DataError(f"{where} row {row}: file not found: {path} (setting {setting})")
+        raise DataError(f"{where} {_at(row)}: file not found: {path} (setting {setting})")
     return str(path)
 
 
@@ -204,8 +226,17 @@ def _mllm_dirs(root: Path, env: str) -> tuple[Path, Path]:
     raise DataError(f"{env}={root}: expected Dataset/Benchmark/{{pair,score,batch}}.jsonl (or Benchmark/...) under it")
 
 
-def _mllm_image(data_dir: Path, rel: str, where: str, row: int, env: str) -> str:
-    for cand in (data_dir / "image" / rel, data_dir / "images" / rel, data_dir / rel, data_dir.parent / rel):
+def _mllm_image(source: Path, data_dir: Path, rel: str, where: str, row: int, env: str) -> str:
+    root = Path(os.path.commonpath([os.path.abspath(source), os.path.abspath(data_dir)]))
+    inside = []
+    for base in (data_dir / "image", data_dir / "images", data_dir, data_dir.parent):
+        try:
+            inside.append(_within(root, base, rel, where, row, env))
+        except DataError as e:
+            refused = e
+    if not inside:
+        raise refused
+    for cand in inside:
         if cand.exists():
             return str(cand)
     raise DataError(f"{where} row {row}: image {rel!r} not found under {data_dir}/image, {data_dir}/images or {data_dir} (setting {env})")
@@ -232,9 +263,9 @@ def _mllm_judge(spec, source):
     for i, r in enumerate(read_jsonl(path)):
         where = f"{path} row {i}"
         try:
-            base = {"item": f"{spec.variant}-{r.get('id', r.get('score_id', r.get('pair_id', i)))}-{i}",
+            base = {"data_id": str(r.get('id', r.get('score_id', r.get('pair_id', i)))),
                     "dataset": str(r["original_dataset"]), "instruction": r["instruction"],
-                    "media": [_mllm_image(data_dir, r["image_path"], str(path), i, spec.env)]}
+                    "media": [_mllm_image(Path(source), data_dir, r["image_path"], str(path), i, spec.env)]}
             if spec.variant == "pair":
                 gold = str(r["human"]).strip().upper()
                 if gold not in ("A", "B", "C"):
@@ -289,8 +320,9 @@ def _nisqa(spec, source):
             where = f"{path} row {i}"
             if "filepath_deg" not in r or "mos" not in r:
                 raise DataError(f"{where}: needs columns filepath_deg and mos; found {list(r)}")
-            items.append({"item": f"{s}/{r['filepath_deg']}", "set": s, "gold": round(_float(r["mos"], where, "mos"), 1),
-                          "media": [_existing(d / r["filepath_deg"], str(path), i, spec.env)], "system": "", "system_gt": float("nan")})
+            items.append({"data_id": f"{s}/{r['filepath_deg']}", "set": s, "gold": round(_float(r["mos"], where, "mos"), 1),
+                          "media": [_existing(_within(root, d, r["filepath_deg"], str(path), i, spec.env), str(path), i, spec.env)],
+                          "system": "", "system_gt": float("nan")})
     return items
 
 
@@ -327,8 +359,8 @@ def _bvcc(spec, source):
     items = []
     for n, (wav, score) in enumerate(_mos_list(lst, spec.env, header=False)):
         sid = Path(wav).stem.split("-")[0]
-        items.append({"item": wav, "gold": round(_float(score, f"{lst} row {n}", "score"), 1), "set": "",
-                      "media": [_existing(data / "wav" / wav, str(lst), n, spec.env)],
+        items.append({"data_id": wav, "gold": round(_float(score, f"{lst} row {n}", "score"), 1), "set": "",
+                      "media": [_existing(_within(root, data / "wav", wav, str(lst), n, spec.env), str(lst), n, spec.env)],
                       "system": sid, "system_gt": sys_gt.get(sid, float("nan"))})
     return items
 
@@ -341,8 +373,8 @@ def _somos(spec, source):
     items = []
     for n, (wav, score) in enumerate(_mos_list(lst, spec.env, header=True)):
         sid = Path(wav).stem.split("_")[-1]
-        items.append({"item": wav, "gold": round(_float(score, f"{lst} row {n}", "mean"), 1), "set": "",
-                      "media": [_existing(root / "audios" / wav, str(lst), n, spec.env)],
+        items.append({"data_id": wav, "gold": round(_float(score, f"{lst} row {n}", "mean"), 1), "set": "",
+                      "media": [_existing(_within(root, root / "audios", wav, str(lst), n, spec.env), str(lst), n, spec.env)],
                       "system": sid, "system_gt": sys_gt.get(sid, float("nan"))})
     return items
 
@@ -359,9 +391,10 @@ def _voxsim(spec, source):
         parts = line.strip().split(",")
         if len(parts) < 5:
             raise DataError(f"{lst} line {n}: expected 'wav1,wav2,same_speaker,<unused>,similarity', got {line!r}")
-        items.append({"item": f"{parts[0]}|{parts[1]}", "gold": _float(parts[4], f"{lst} line {n}", "similarity"),
+        items.append({"data_id": f"{parts[0]}|{parts[1]}", "gold": _float(parts[4], f"{lst} line {n}", "similarity"),
                       "set": "", "system": "", "system_gt": float("nan"),
-                      "media": [_existing(root / "wav" / p, str(lst), n, spec.env) for p in parts[:2]]})
+                      "media": [_existing(_within(root, root / "wav", p, str(lst), f"line {n}", spec.env), str(lst), f"line {n}", spec.env)
+                                for p in parts[:2]]})
     return items
 
 
@@ -369,13 +402,33 @@ LOADERS = {"vl_rewardbench": _vl_rewardbench, "mj_bench": _mj_bench, "genai_benc
            "mllm_as_a_judge": _mllm_judge, "nisqa": _nisqa, "bvcc": _bvcc, "somos": _somos, "voxsim": _voxsim}
 
 
+def duplicate_ids(data_ids) -> dict:
+    """``{"count": rows whose data id was seen before, "examples": [first few repeated ids]}``."""
+    seen: set = set()
+    repeated: dict = {}
+    for d in data_ids:
+        if d in seen:
+            repeated[d] = repeated.get(d, 0) + 1
+        seen.add(d)
+    return {"count": sum(repeated.values()), "examples": list(repeated)[:5]}
+
+
 def load_items(spec: TaskSpec) -> tuple[str, list[dict]]:
-    """``(source, items)`` for one task; raises :class:`DataError` with the setting named."""
+    """``(source, items)`` for one task; raises :class:`DataError` with the setting named.
+    Each item's key ``item`` is its position (0, 1, ...); repeated data ids get a warning."""
     source = resolve_source(spec)
     items = LOADERS[spec.bench](spec, source)
-    for it in items:
-        it.setdefault("source", source)
-        it.setdefault("row", -1)
     if not items:
         raise DataError(f"{spec.task}: no items found in {source} (setting {spec.env})")
+    for i, it in enumerate(items):
+        it["item"] = i
+        it.setdefault("source", source)
+        it.setdefault("row", -1)
+    dups = duplicate_ids(it["data_id"] for it in items)
+    if dups["count"]:
+        import warnings
+
+        warnings.warn(f"{spec.task} ({source}): {dups['count']} of {len(items)} rows repeat a data id "
+                      f"(e.g. {', '.join(map(repr, dups['examples']))}); every row is judged as its own item "
+                      f"(keyed by row position) and the count is reported as duplicate_data_ids", stacklevel=2)
     return source, items

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from flex_tasks import media, parsing, prompts, reports
-from flex_tasks.data import load_items
+from flex_tasks.data import duplicate_ids, load_items
 from flex_tasks.protocol import TASKS, TaskSpec, bootstrap_iters, get
 from flex_tasks.metrics import DEFAULT_BOOTSTRAP_SEED
 
@@ -90,6 +90,8 @@ def make_record(spec: TaskSpec, doc: dict, text: str) -> dict:
         pred = 1 - pred  # presented order -> original response index
     rec = {"task": spec.task, "item": doc["flex_item"], "run": int(doc["flex_run"]), "ok": bool(p.ok),
            "how": p.how, "pred": pred, "gold": doc["gold"]}
+    if doc.get("data_id") is not None:
+        rec["data_id"] = doc["data_id"]
     for key in ("category", "dataset", "set", "system", "system_gt"):
         if key in doc:
             rec[key] = doc[key]
@@ -117,6 +119,9 @@ def report_for(items: list[dict]) -> dict:
     if spec is None:
         return {}
     rep = getattr(reports, spec.report)(list(items), iters=bootstrap_iters(), seed=DEFAULT_BOOTSTRAP_SEED, **spec.report_kwargs)
+    # rows sharing a data id are separate items (keyed by position); say how many there were
+    first = {r["item"]: r.get("data_id") for r in items}
+    rep.setdefault("breakdown", {})["duplicate_data_ids"] = duplicate_ids(d for d in first.values() if d is not None)
     _CACHE.append((key, items, rep))
     del _CACHE[:-4]
     return rep

@@ -1,37 +1,51 @@
 """Media for chat messages: images resized per protocol, 16 kHz mono float32 audio, video paths."""
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Optional
-
-import numpy as np
 
 from flex_tasks.protocol import TaskSpec
 
 AUDIO_SR = 16000
 
 
-def load_image(value: Any, size: Optional[int]):
-    """PIL image (from a PIL image, a path, or a datasets ``{'bytes','path'}`` dict), RGB,
-    resized to ``size`` x ``size`` when the protocol fixes a size."""
-    from PIL import Image
+def load_image(value: Any, size: Optional[int], where: str = ""):
+    """RGB PIL image (from a PIL image, a path, bytes or a datasets ``{'bytes','path'}`` dict;
+    decoded by the one image loader, :func:`flex_models.media.load_image`), resized to
+    ``size`` x ``size`` when the protocol fixes a size. A missing or corrupt image raises
+    MediaError naming ``where`` and the file."""
+    from flex_models.media import load_image as decode
 
-    if isinstance(value, dict):
-        import io
-
-        value = Image.open(io.BytesIO(value["bytes"])) if value.get("bytes") else Image.open(value["path"])
-    elif isinstance(value, str):
-        value = Image.open(value)
-    img = value.convert("RGB")
+    img = decode(value, where)
     return img.resize((size, size)) if size else img
 
 
 def load_audio(path: str, where: str = "") -> dict:
-    """``{"array": float32 mono, "sampling_rate": 16000}``: the protocol's audio (soundfile,
-    stereo averaged, polyphase-resampled to 16 kHz). One implementation, shared with the flex
-    model's decoder; a missing or corrupt file raises an error naming ``where`` and the file."""
-    from flex_models.media import load_audio as decode_16k_mono
+    """``{"array": float32 mono in [-1, 1], "sampling_rate": 16000, "source_sampling_rate": the
+    file's rate}``: the protocol's audio (soundfile, channels averaged, polyphase-resampled to
+    16 kHz). The source rate lets the flex model reproduce the released scripts' scaling of
+    resampled audio (model_args audio_scaling). One decoder, shared with the flex model; a
+    missing or corrupt file raises an error naming ``where`` and the file."""
+    from flex_models.media import decode_audio
 
-    return {"array": decode_16k_mono(path, where), "sampling_rate": AUDIO_SR}
+    array, source_sr = decode_audio(path, where)
+    return {"array": array, "sampling_rate": AUDIO_SR, "source_sampling_rate": source_sr}
+
+
+@lru_cache(maxsize=16)
+def _undecoded(task: str, source: str, cols: tuple):
+    """The source dataset's image columns as raw ``{'bytes', 'path'}`` (decoded by
+    :func:`load_image`, so a corrupt image gets a named error instead of PIL's)."""
+    import datasets
+
+    from flex_tasks.data import source_dataset
+    from flex_tasks.protocol import get
+
+    ds = source_dataset(get(task), source).select_columns(list(cols))
+    for c in cols:
+        if isinstance(ds.features[c], datasets.Image):
+            ds = ds.cast_column(c, datasets.Image(decode=False))
+    return ds
 
 
 def resolve(spec: TaskSpec, doc: dict) -> list:
@@ -41,17 +55,18 @@ def resolve(spec: TaskSpec, doc: dict) -> list:
         refs = refs[::-1]
     row = None
     out = []
+    at = f"task {spec.task} item {doc.get('flex_item')} run {doc.get('flex_run')}"
     for ref in refs:
         if ref.startswith("row:"):
             if row is None:
-                from flex_tasks.data import source_dataset
-
-                row = source_dataset(spec, doc["source"])[int(doc["row"])]
-            out.append(load_image(row[ref[4:]], spec.image_size))
+                cols = tuple(sorted(r[4:] for r in refs if r.startswith("row:")))
+                row = _undecoded(spec.task, doc["source"], cols)[int(doc["row"])]
+            where = f"{at}: row {doc['row']} column {ref[4:]} of {doc['source']}"
+            out.append(load_image(row[ref[4:]], spec.image_size, where))
         elif spec.modality == "audio":
-            out.append(load_audio(ref, f"{spec.task} item {doc.get('flex_item')}"))
+            out.append(load_audio(ref, at))
         elif spec.video is not None:
             out.append(ref)
         else:
-            out.append(load_image(ref, spec.image_size))
+            out.append(load_image(ref, spec.image_size, at))
     return out

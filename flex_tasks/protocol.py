@@ -112,7 +112,8 @@ def _build() -> dict[str, TaskSpec]:
         temperature=s["temperature"], top_p=s["top_p"], max_tokens=s["max_tokens"], runs=s["runs"],
         order="random_swap", parser="vlrb_better", parser_default=None, report="vl_rewardbench",
         headline=(("overall_acc", True), ("macro_acc", True)),
-        extra_metrics=(("general_acc", True), ("hallucination_acc", True), ("reasoning_acc", True)),
+        extra_metrics=(("general_acc", True), ("hallucination_acc", True), ("reasoning_acc", True),
+                       ("overall_acc_official", True), ("macro_acc_official", True)),
         env="FLEX_VL_REWARDBENCH_PATH", hub=("MMInstruction/VL-RewardBench", None, "test"),
         multi_run=True, limit_mm=P["vl_rewardbench"]["limit_mm_per_prompt"]))
 
@@ -149,17 +150,17 @@ def _build() -> dict[str, TaskSpec]:
 
     m = P["mllm_as_a_judge"]
     s = m["sampling"]
-    for variant, parser, report, headline in (
-        ("score", "mllm_score", "mllm_score", (("pearson", True),)),
-        ("pair", "mllm_pair", "mllm_pair", (("acc_w_tie", True), ("acc_wo_tie", True))),
-        ("batch", "mllm_batch", "mllm_batch", (("levenshtein", False),)),
+    for variant, parser, report, headline, extra in (
+        ("score", "mllm_score", "mllm_score", (("pearson", True),), (("pearson_as_released", True),)),
+        ("pair", "mllm_pair", "mllm_pair", (("acc_w_tie", True), ("acc_wo_tie", True)), ()),
+        ("batch", "mllm_batch", "mllm_batch", (("levenshtein", False),), (("levenshtein_as_released", False),)),
     ):
         user = m["user_batch"].split("\n\n... (")[0] if variant == "batch" else m[f"user_{variant}"]
         specs.append(TaskSpec(
             task=f"flex_mllm_judge_{variant}", bench="mllm_as_a_judge", variant=variant,
             system=m["system"][variant], user=user,
             temperature=s["temperature"], top_p=s["top_p"], max_tokens=s["max_tokens"], runs=s["runs"],
-            order=None, parser=parser, parser_default=None, report=report, headline=headline, extra_metrics=(),
+            order=None, parser=parser, parser_default=None, report=report, headline=headline, extra_metrics=extra,
             env="FLEX_MLLM_JUDGE_PATH", image_size=448,
             stop=tuple(s["stop_score_split"]) if variant == "score" else ("<|im_end|>",),
             include_stop_str_in_output=bool(s["include_stop_str_in_output"]),

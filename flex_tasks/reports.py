@@ -96,6 +96,8 @@ def vl_rewardbench(records, *, iters=M.DEFAULT_BOOTSTRAP_ITERS, seed=M.DEFAULT_B
 
     all_idx = np.arange(len(items))
     out = {"overall_acc": overall(all_idx), "macro_acc": macro(all_idx)}
+    official = vlrb_official(grid, cats)
+    out["overall_acc_official"], out["macro_acc_official"] = official["overall"], official["macro"]
     for c in VLRB_CATEGORIES:
         out[f"{c}_acc"] = _runwise_mean(correct, all_idx, np.broadcast_to((cats == c)[:, None], correct.shape)) if (cats == c).any() else NAN
     out["overall_acc_ci95"] = _ci(overall, len(items), iters, seed)
@@ -106,8 +108,34 @@ def vl_rewardbench(records, *, iters=M.DEFAULT_BOOTSTRAP_ITERS, seed=M.DEFAULT_B
             "per_run_overall_acc": [float(v) for v in np.nanmean(correct, axis=0)],
             "category_counts": {c: int((cats == c).sum()) for c in VLRB_CATEGORIES},
             "ties": sum(1 for r in records if r.get("ok") and r["pred"] is None),
+            "official_scorer": official,
         }
     return out
+
+
+def vlrb_official(grid, cats) -> dict:
+    """VL-RewardBench's own scorer (upstream ``cal.py``): per item, the verdict held by more
+    than half of its runs ('agree' = the human-preferred response, 'reject' = the other one,
+    no choice = a tie or an unparsed output); items without such a majority and items whose
+    majority made no choice are left out. Accuracy = agree items / (agree + reject items),
+    per category, overall (pooled) and macro (mean of the three categories)."""
+    agree: dict = {c: 0 for c in VLRB_CATEGORIES}
+    decided: dict = {c: 0 for c in VLRB_CATEGORIES}
+    for row, cat in zip(grid, cats):
+        recs = [r for r in row if r is not None]
+        n_agree = sum(1 for r in recs if r["pred"] is not None and r["pred"] == r["gold"])
+        n_reject = sum(1 for r in recs if r["pred"] is not None and r["pred"] != r["gold"])
+        if n_agree > len(recs) / 2:
+            agree[cat] += 1
+            decided[cat] += 1
+        elif n_reject > len(recs) / 2:
+            decided[cat] += 1
+    per_cat = {c: agree[c] / decided[c] if decided[c] else NAN for c in VLRB_CATEGORIES}
+    total = sum(decided.values())
+    present = [per_cat[c] for c in VLRB_CATEGORIES if decided[c]]
+    return {"overall": sum(agree.values()) / total if total else NAN,
+            "macro": float(np.mean(present)) if present else NAN,
+            "per_category": per_cat, "items_counted": total}
 
 
 # ---------------------------------------------------------------- MJ-Bench
@@ -219,7 +247,9 @@ def mllm_pair(records, *, iters=M.DEFAULT_BOOTSTRAP_ITERS, seed=M.DEFAULT_BOOTST
 
 def mllm_score(records, *, iters=M.DEFAULT_BOOTSTRAP_ITERS, seed=M.DEFAULT_BOOTSTRAP_SEED) -> dict:
     """Pearson(pred, human) per original dataset per run (unparsable pred = -1, NaN -> 0),
-    median over runs, mean over datasets."""
+    median over runs, mean over datasets. ``pearson_as_released``: the same with run k's
+    Pearson taken over runs 1..k pooled, as the released evaluation script computes it
+    (docs/divergences.md)."""
     items, runs, grid = _grid(records)
     ds, names = _by_dataset(grid)
     pred = _matrix(grid, lambda r: float(r["pred"]))
@@ -235,18 +265,33 @@ def mllm_score(records, *, iters=M.DEFAULT_BOOTSTRAP_ITERS, seed=M.DEFAULT_BOOTS
     def per_ds(idx):
         return _per_dataset(idx, ds, names, median_pearson)
 
+    def pooled_median_pearson(sel):
+        # released test/evaluate.py: prediction lists are never reset between runs, so "run k"
+        # is Pearson over runs 1..k pooled; then the median of those values
+        rs = []
+        for j in range(len(runs)):
+            p, g = pred[sel, : j + 1].T.ravel(), np.tile(gold[sel], j + 1)
+            ok = ~np.isnan(p)
+            rs.append(M.nan_to_zero(M.pearson(p[ok], g[ok])))
+        return np.median(rs)
+
     stat = _mean_over_datasets(per_ds)
+    as_released = _mean_over_datasets(lambda idx: _per_dataset(idx, ds, names, pooled_median_pearson))
 
     all_idx = np.arange(len(items))
-    out = {"pearson": stat(all_idx), "pearson_ci95": _ci(stat, len(items), iters, seed, strata=ds)}
+    out = {"pearson": stat(all_idx), "pearson_ci95": _ci(stat, len(items), iters, seed, strata=ds),
+           "pearson_as_released": as_released(all_idx)}
     out.update(_common(records, items, runs, iters, seed))
-    out["breakdown"] = {"per_dataset_pearson": per_ds(all_idx)}
+    out["breakdown"] = {"per_dataset_pearson": per_ds(all_idx),
+                        "per_dataset_pearson_as_released": _per_dataset(all_idx, ds, names, pooled_median_pearson)}
     return out
 
 
 def mllm_batch(records, *, iters=M.DEFAULT_BOOTSTRAP_ITERS, seed=M.DEFAULT_BOOTSTRAP_SEED) -> dict:
     """Normalised Levenshtein(pred ranking, human ranking) per item; mean per dataset per
-    run; worst (max) over runs; mean over datasets. Lower is better."""
+    run; worst (max) over runs; mean over datasets. Lower is better.
+    ``levenshtein_as_released``: run k's mean taken over runs 1..k pooled, as the released
+    evaluation script computes it (docs/divergences.md)."""
     items, runs, grid = _grid(records)
     ds, names = _by_dataset(grid)
     dist = _matrix(grid, lambda r: M.norm_levenshtein(r["pred"], r["gold"]))
@@ -258,12 +303,20 @@ def mllm_batch(records, *, iters=M.DEFAULT_BOOTSTRAP_ITERS, seed=M.DEFAULT_BOOTS
     def per_ds(idx):
         return _per_dataset(idx, ds, names, worst_run)
 
+    def pooled_worst(sel):
+        # released test/evaluate.py: "run k" is the mean distance over runs 1..k pooled
+        with _quiet():
+            return max(np.nanmean(dist[sel, : j + 1]) for j in range(len(runs)))
+
     stat = _mean_over_datasets(per_ds)
+    as_released = _mean_over_datasets(lambda idx: _per_dataset(idx, ds, names, pooled_worst))
 
     all_idx = np.arange(len(items))
-    out = {"levenshtein": stat(all_idx), "levenshtein_ci95": _ci(stat, len(items), iters, seed, strata=ds)}
+    out = {"levenshtein": stat(all_idx), "levenshtein_ci95": _ci(stat, len(items), iters, seed, strata=ds),
+           "levenshtein_as_released": as_released(all_idx)}
     out.update(_common(records, items, runs, iters, seed))
-    out["breakdown"] = {"per_dataset_levenshtein": per_ds(all_idx)}
+    out["breakdown"] = {"per_dataset_levenshtein": per_ds(all_idx),
+                        "per_dataset_levenshtein_as_released": _per_dataset(all_idx, ds, names, pooled_worst)}
     return out
 
 

@@ -64,7 +64,7 @@ def test_flex_vs_qwen_needs_matching_tasks_and_items(runs):
     with pytest.warns(UserWarning, match="common"):
         rep = C.compare([a, b], intersect=True, iters=50)
     assert rep["tasks"] == COMMON and len(rep["warnings"]) == 1 + len(COMMON)
-    for t in COMMON:  # B ran --limit 6: 6 docs = 3 items x 2 runs
+    for t in COMMON:  # B ran --limit 3: 3 items x 2 runs = 6 docs
         assert rep["per_task"][t]["n_records"] == 6 and rep["per_task"][t]["n_items"] == 3
 
 

@@ -4,6 +4,7 @@ protocols.json's, and bad inputs get clear errors."""
 import csv
 import json
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -54,7 +55,7 @@ def test_table_values_equal_results_files(runs):
     assert {r["label"] for r in genai["rows"] if r["kind"] == "run"} == {"flex:vl", "flex:vl_majority"}
     meta = {m["label"]: m for m in board["runs"]}
     assert meta["flex:vl"]["model"] == "flex" and "backend=vllm" in meta["flex:vl"]["model_args"]
-    assert meta["qwen2_5_vl:vl"]["limit"] == 6 and meta["flex:vl"]["lmms_eval_version"]
+    assert meta["qwen2_5_vl:vl"]["limit"] == 3 and meta["flex:vl"]["lmms_eval_version"]
 
 
 def test_runs_off_protocol_are_flagged_not_mixed(runs):
@@ -64,7 +65,7 @@ def test_runs_off_protocol_are_flagged_not_mixed(runs):
     assert rows["flex:vl"]["flagged"] and rows["qwen2_5_vl:vl"]["flagged"]
     a, b = " ".join(rows["flex:vl"]["deviations"]), " ".join(rows["qwen2_5_vl:vl"]["deviations"])
     assert "greedy decoding" in a and "max_new_tokens=16 (protocol 4096)" in a and "--limit" not in a
-    assert "--limit 6" in b and "6 of 8 docs" in b
+    assert "--limit 3 (first 3 items, all runs)" in b
     vl = next(s for s in board["sections"] if s["key"] == "vl_rewardbench")
     assert any("n_runs=2 (protocol 5)" in d for d in vl["rows"][0]["deviations"])
     md = LB.to_markdown(board)
@@ -84,9 +85,15 @@ def test_paper_rows_are_protocols_json():
                 assert (cell["value"], cell["value2"]) == tuple(v) if isinstance(v, list) else cell["value"] == v
 
 
+def _prov(*tasks, source="local"):
+    return {"package": {"lmms_eval_version": "0.7.3", "flex_judge_version": "0.1.0"},
+            "tasks": {t: {"source": source, "n_items": 10, "full_protocol": source != "fixtures"} for t in tasks}}
+
+
 def test_protocol_faithful_run_is_not_flagged():
     spec = TASKS["flex_vl_rewardbench"]
-    data = {"config": {"model": "flex", "model_args": "pretrained=x", "limit": None},
+    data = {"flex_provenance": _prov(spec.task),
+            "config": {"model": "flex", "model_args": "pretrained=x", "limit": None},
             "results": {spec.task: {"n_runs,none": spec.runs, "overall_acc,none": 0.5}},
             "configs": {spec.task: {"generation_kwargs": spec.generation_kwargs()}},
             "n-samples": {spec.task: {"original": 10, "effective": 10}}}
@@ -94,6 +101,32 @@ def test_protocol_faithful_run_is_not_flagged():
     assert protocol_deviations(run, spec.task) == []
     data["configs"][spec.task]["generation_kwargs"] = dict(spec.generation_kwargs(), seed=3, top_p=0.9)
     assert {d.split("=")[0] for d in protocol_deviations(run, spec.task)} == {"top_p", "seed"}
+
+
+def test_fixture_data_and_missing_provenance_are_flagged(tmp_path, capsys):
+    """A demo run on the bundled fixtures, or a results file with no record of its data, never sits
+    unflagged beside the paper rows; the same results given twice is warned about and shown once."""
+    spec = TASKS["flex_vl_rewardbench"]
+    data = {"flex_provenance": _prov(spec.task, source="fixtures"),
+            "config": {"model": "flex", "model_args": "pretrained=x", "limit": None},
+            "results": {spec.task: {"n_runs,none": spec.runs, "overall_acc,none": 0.5}},
+            "configs": {spec.task: {"generation_kwargs": spec.generation_kwargs()}}}
+    assert protocol_deviations(Run(Path("x_results.json"), data, "ok"), spec.task) == [
+        "bundled fixtures, not the benchmark data"]
+    del data["flex_provenance"]
+    assert protocol_deviations(Run(Path("x_results.json"), data, "ok"), spec.task) == [
+        "no data provenance (run it with `flex-judge eval`)"]
+    data["flex_provenance"] = _prov(spec.task)
+    a = tmp_path / "a" / "2026_results.json"
+    b = tmp_path / "b" / "2026_results.json"
+    for f in (a, b):
+        f.parent.mkdir()
+        f.write_text(json.dumps(data))
+    assert LB.main([str(a), str(b), "--no-paper", "--formats", "md"]) == 0
+    out, err = capsys.readouterr()
+    assert f"{b} is the same results as {a}" in err
+    assert out.count("| flex:x |") == 1
+    assert "lmms-eval 0.7.3; flex-judge 0.1.0" in out
 
 
 def test_cli_writes_md_csv_json(runs, tmp_path, capsys):
@@ -145,7 +178,7 @@ def test_audio_and_genai_cells_from_a_results_dict():
            **{t: {"acc_mean,none": v, "acc_majority,none": v + 0.1, "n_runs,none": 7}
               for t, v in (("flex_genai_bench_image", 0.4), ("flex_genai_bench_editing", 0.5),
                            ("flex_genai_bench_video", 0.6))}}
-    data = {"config": {"model": "flex", "model_args": "pretrained=/x/judge"}, "results": res,
+    data = {"flex_provenance": _prov(*res), "config": {"model": "flex", "model_args": "pretrained=/x/judge"}, "results": res,
             "configs": {t: {"generation_kwargs": TASKS[t].generation_kwargs()} for t in res}}
     board = LB.build([Run(Path("d_results.json"), data, "j")], with_paper=False)
     audio = next(s for s in board["sections"] if s["key"] == "audio_lcc_srcc")
@@ -162,7 +195,8 @@ def test_audio_and_genai_cells_from_a_results_dict():
 def test_flex_model_arg_caps_are_flagged():
     """A task run at protocol settings but with the flex model capping the output is not the protocol."""
     spec = TASKS["flex_vl_rewardbench"]
-    data = {"config": {"model": "flex", "model_args": "pretrained=x,max_new_tokens=96,assistant_prefix=<think>\\n",
+    data = {"flex_provenance": _prov(spec.task),
+            "config": {"model": "flex", "model_args": "pretrained=x,max_new_tokens=96,assistant_prefix=<think>\\n",
                        "limit": None},
             "results": {spec.task: {"n_runs,none": spec.runs}},
             "configs": {spec.task: {"generation_kwargs": spec.generation_kwargs()}},
@@ -172,3 +206,65 @@ def test_flex_model_arg_caps_are_flagged():
     assert devs[1].startswith("model_args assistant_prefix=") and len(devs) == 2
     data["config"]["model_args"] = "pretrained=x,max_new_tokens=8192"
     assert protocol_deviations(Run(Path("x_results.json"), data, "ok"), spec.task) == []
+
+
+def test_eval_records_data_provenance_per_task(runs):
+    """`flex-judge eval` writes, per flex task: the source, item count, a hash of the loaded items
+    (equal to hashing the items loaded here independently) and why the run is partial."""
+    from importlib import metadata
+
+    from flex_tasks.data import load_items
+    from flex_tasks.provenance import items_hash
+
+    a, b = _results(runs["a"]), _results(runs["b"])
+    assert a["flex_provenance"]["package"]["lmms_eval_version"] == metadata.version("lmms_eval")
+    prov = a["flex_provenance"]["tasks"]
+    assert set(prov) == {t for t in a["results"] if t in TASKS}
+    os.environ["FLEX_JUDGE_DATA"] = "fixtures"
+    try:
+        source, items = load_items(TASKS["flex_vl_rewardbench"])
+    finally:
+        del os.environ["FLEX_JUDGE_DATA"]
+    vl = prov["flex_vl_rewardbench"]
+    assert (vl["source"], vl["n_items"], vl["items_sha256"]) == ("fixtures", len(items), items_hash(items, source))
+    assert vl["full_protocol"] is False
+    assert vl["partial_reasons"] == ["bundled mini fixtures, not the benchmark", "FLEX_JUDGE_RUNS=2 (protocol 5 runs)"]
+    assert "--limit 3" in b["flex_provenance"]["tasks"]["flex_mj_bench_alignment"]["partial_reasons"]
+
+
+def _crafted_run(folder: Path, model_args: str, results: dict) -> Path:
+    """A minimal lmms-eval results file (values as lmms-eval writes them: '<metric>,none')."""
+    folder.mkdir(parents=True)
+    res = {t: {f"{k},none": v for k, v in m.items()} for t, m in results.items()}
+    data = {"results": res, "config": {"model": "flex", "model_args": model_args, "limit": None},
+            "configs": {}, "n-samples": {}}
+    path = folder / "20261129_000000_results.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_paper_rows_are_compared_with_as_released_mllm_values(tmp_path):
+    common = {"parse_failure_rate": 0.0, "n_items": 3, "n_runs": 3}
+    path = _crafted_run(tmp_path / "r", "pretrained=ckpt/vl", {
+        "flex_mllm_judge_score": {"pearson": -0.451, "pearson_as_released": -0.332, **common},
+        "flex_mllm_judge_batch": {"levenshtein": 0.429, "levenshtein_as_released": 0.321, **common}})
+    run = load_runs([path])
+    sec = next(s for s in LB.build(run)["sections"] if s["key"] == "mllm_as_a_judge_avg")
+    row = next(r for r in sec["rows"] if r["kind"] == "run")
+    assert row["cells"]["score_pearson"]["value"] == -0.332
+    assert row["cells"]["score_pearson"]["metric"] == "pearson_as_released"
+    assert row["cells"]["batch_levenshtein(lower better)"]["value"] == 0.321
+    md = LB.to_markdown(LB.build(run))
+    assert "`pearson_as_released` (runs pooled as the released test/evaluate.py does" in md
+    sec = next(s for s in LB.build(run, with_paper=False)["sections"] if s["key"] == "mllm_as_a_judge_avg")
+    assert sec["rows"][0]["cells"]["score_pearson"]["value"] == -0.451  # no paper rows: the protocol value
+
+
+def test_unit_audio_scaling_is_flagged_against_paper_rows(tmp_path):
+    common = {"lcc": 0.5, "srcc": 0.5, "parse_failure_rate": 0.0, "n_items": 3, "n_runs": 1}
+    unit = load_runs([_crafted_run(tmp_path / "u", "pretrained=ckpt/omni,audio_scaling=unit", {"flex_voxsim": common})])[0]
+    released = load_runs([_crafted_run(tmp_path / "r", "pretrained=ckpt/omni", {"flex_voxsim": common})])[0]
+    assert any("audio_scaling=unit" in d for d in protocol_deviations(unit, "flex_voxsim"))
+    assert not any("audio_scaling" in d for d in protocol_deviations(released, "flex_voxsim"))
+    audio = next(s for s in LB.build([unit, released])["sections"] if s["key"] == "audio_lcc_srcc")
+    assert [r["flagged"] for r in audio["rows"] if r["kind"] == "run"] == [False, True]

@@ -6,7 +6,8 @@ Two judges on the bundled fixtures (FLEX_JUDGE_DATA=fixtures), 2 runs per multi-
   - A: the `flex` model (vLLM backend) on VL-RewardBench, MJ-Bench alignment, MLLM-as-a-Judge
        (score, pair, batch) and GenAI-Bench image;
   - B: lmms-eval's built-in `qwen2_5_vl` on MJ-Bench alignment and MLLM-as-a-Judge score + pair
-       with --limit 6 (so B covers fewer items than A: the intersection / error cases).
+       with --limit 3 (the first 3 items with all their runs: B covers fewer items than A, for
+       the intersection / error cases).
 The tiny checkpoints are random, so their outputs never parse; `doctor()` writes a copy of a run
 whose per-item records carry seeded random parsed verdicts, for non-degenerate statistics.
 """
@@ -43,7 +44,7 @@ def make_runs(tiny_vl: Path) -> dict:
         "a": ["--model", "flex", "--model_args", f"pretrained={tiny_vl},backend=vllm,max_new_tokens=16",
               "--tasks", A_TASKS],
         "b": ["--model", "qwen2_5_vl", "--model_args", f"pretrained={tiny_vl},device_map=cpu", "--device", "cpu",
-              "--tasks", B_TASKS, "--limit", "6", "--batch_size", "6"],
+              "--tasks", B_TASKS, "--limit", "3", "--batch_size", "6"],
     }
     for name, args in cmds.items():
         with open(root / f"{name}.log", "w") as log:

@@ -153,3 +153,53 @@ def test_reports_are_deterministic():
     a = reports.vl_rewardbench(recs, iters=IT)
     b = reports.vl_rewardbench(list(reversed(recs))[::-1], iters=IT)
     assert a == b and a["bootstrap_seed"] == 1234
+
+
+# ---------------------------------------------------------------- paper-comparable variants
+def test_mllm_score_as_released_pools_runs_hand_computed():
+    """Released test/evaluate.py never resets its lists: run k = Pearson over runs 1..k pooled.
+    gold 1,2,3; runs (1,2,3), (3,2,1), (1,2,3): per run r = 1, -1, 1 (median 1); pooled
+    r = 1, 0 (products -1+0+1+1+0-1 = 0), 1/3 (sum of products 2 over sqrt(6*6)) -> median 1/3."""
+    preds = [[1, 2, 3], [3, 2, 1], [1, 2, 3]]
+    recs = [rec(i, k, preds[k][i], i + 1, dataset="D") for i in range(3) for k in range(3)]
+    out = reports.mllm_score(recs, iters=0)
+    assert out["pearson"] == pytest.approx(1.0)
+    assert out["pearson_as_released"] == pytest.approx(1 / 3)
+    # two datasets: the mean over datasets of the pooled medians; a constant pooled run -> 0
+    recs += [rec(10 + i, k, 2, i + 1, dataset="E") for i in range(3) for k in range(3)]
+    out = reports.mllm_score(recs, iters=0)
+    assert out["pearson_as_released"] == pytest.approx((1 / 3 + 0) / 2)
+    assert out["breakdown"]["per_dataset_pearson_as_released"] == pytest.approx({"D": 1 / 3, "E": 0.0})
+
+
+def test_mllm_batch_as_released_pools_runs_hand_computed():
+    """Distances per (item, run): run0 (0, 1), run1 (1, 1), run2 (0, 0). Per run means .5, 1, 0
+    -> worst 1; pooled means .5, .75, .5 -> worst .75."""
+    pred = {(0, 0): "AB", (1, 0): "BA", (0, 1): "BA", (1, 1): "BA", (0, 2): "AB", (1, 2): "AB"}
+    recs = [rec(i, k, pred[i, k], "AB", dataset="D") for i in range(2) for k in range(3)]
+    out = reports.mllm_batch(recs, iters=0)
+    assert out["levenshtein"] == pytest.approx(1.0)
+    assert out["levenshtein_as_released"] == pytest.approx(0.75)
+
+
+def test_vl_rewardbench_official_scorer_majority_over_parsed():
+    """cal.py: per item the verdict of more than half of the runs; 'no choice' (tie or
+    unparsed) never counts as agree/reject; items without a majority or with a no-choice
+    majority are left out of the denominator."""
+    gold = 0
+    runs = {  # 3 runs per item
+        "g1": ([0, 0, 1], "general"),  # agree
+        "g2": ([1, 1, None], "general"),  # reject
+        "g3": ([0, 1, None], "general"),  # no majority -> left out
+        "h1": ([None, None, 0], "hallucination"),  # majority without a choice -> left out
+        "h2": ([0, 0, 0], "hallucination"),  # agree
+        "r1": ([1, 0, 1], "reasoning"),  # reject
+    }
+    recs = [rec(i, k, p[k], gold, ok=p[k] is not None, category=c) for i, (p, c) in runs.items() for k in range(3)]
+    out = reports.vl_rewardbench(recs, iters=0)
+    assert out["overall_acc_official"] == pytest.approx(2 / 4)
+    assert out["macro_acc_official"] == pytest.approx((1 / 2 + 1 / 1 + 0 / 1) / 3)
+    assert out["breakdown"]["official_scorer"]["items_counted"] == 4
+    # the Flex protocol on the same records: mean over runs of accuracy over all items
+    per_run = [np.mean([p[k] == gold for p, _ in runs.values()]) for k in range(3)]
+    assert out["overall_acc"] == pytest.approx(np.mean(per_run))

@@ -7,8 +7,7 @@ import soundfile as sf
 from PIL import Image
 from scipy.signal import resample_poly
 
-from flex_models.media import (AUDIO_SR, MediaError, fit_pixels, load_audio, load_image, load_video,
-                               sample_indices, to_mono_16k)
+from flex_models.media import AUDIO_SR, MediaError, load_audio, load_image, load_video, to_mono_16k
 
 
 def sine(sr, seconds=1.0, hz=440.0):
@@ -74,27 +73,66 @@ def test_image_inputs():
     assert load_image({"bytes": buf.getvalue(), "path": None}).size == (8, 8)
 
 
-def test_video_frames_at_fps_within_max_pixels(tmp_path):
+def write_clip(path, n_frames: int, rate: int, width: int, height: int):
     import av
 
-    path = tmp_path / "clip.mp4"
     with av.open(str(path), "w") as c:
-        s = c.add_stream("mpeg4", rate=8)
-        s.width, s.height, s.pix_fmt = 320, 240, "yuv420p"
-        for i in range(32):  # 4 s at 8 fps
-            frame = np.full((240, 320, 3), i * 7 % 255, dtype=np.uint8)
+        s = c.add_stream("mpeg4", rate=rate)
+        s.width, s.height, s.pix_fmt = width, height, "yuv420p"
+        for i in range(n_frames):
+            frame = np.full((height, width, 3), i * 7 % 255, dtype=np.uint8)
+            frame[:, : i % width] = 255  # every frame differs
             for p in s.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 c.mux(p)
         for p in s.encode():
             c.mux(p)
-    frames, meta = load_video(str(path), "doc 0", fps=1.0, max_pixels=224 * 224)
-    assert frames.shape[0] == 4 and frames.shape[0] % 2 == 0
-    h, w = frames.shape[1:3]
-    assert h * w <= 224 * 224 and h % 28 == 0 and w % 28 == 0
-    assert meta["total_num_frames"] == 32 and meta["sampled_fps"] == 1.0
+    return str(path)
 
 
-def test_pure_video_helpers():
-    assert fit_pixels(448, 448, 224 * 224) == (224, 224)
-    assert sample_indices(10, 10.0, 1.0) == [0, 9]  # 1 s at 1 fps -> padded up to 2 frames
-    assert len(sample_indices(300, 30.0, 1.0)) == 10
+def test_video_frames_are_qwen_vl_utils_frames(tmp_path):
+    """Frame count, indices and size equal qwen_vl_utils' fetch_video (the released GenAI-Bench
+    path): 600 frames at 30 fps sampled at 1 fps are 0, 32, 63, 95, ... (a truncating sampler
+    gives 0, 31, 63, 94)."""
+    from qwen_vl_utils import vision_process as qv
+
+    path = write_clip(tmp_path / "clip.mp4", 600, 30, 96, 64)
+    frames, meta = load_video(path, "doc 0", fps=1.0, max_pixels=224 * 224)
+    ref, ref_meta = qv.fetch_video({"video": path, "fps": 1.0, "max_pixels": 224 * 224, "min_pixels": 224 * 224},
+                                   return_video_metadata=True)
+    assert meta["frames_indices"][:4] == [0, 32, 63, 95]
+    assert meta["frames_indices"] == [int(i) for i in ref_meta["frames_indices"]]
+    assert meta["total_num_frames"] == ref_meta["total_num_frames"] == 600
+    assert frames.shape == (ref.shape[0], ref.shape[2], ref.shape[3], 3) and frames.dtype == np.uint8
+    assert np.abs(frames.astype(float) - ref.permute(0, 2, 3, 1).numpy()).mean() < 2.0  # decoders may differ by rounding
+    # a short clip: at least 4 frames (qwen_vl_utils' minimum), even, evenly spaced
+    frames, meta = load_video(write_clip(tmp_path / "short.mp4", 20, 10, 64, 48), "doc 1", fps=1.0, max_pixels=224 * 224)
+    assert meta["frames_indices"] == [0, 6, 13, 19] and frames.shape[0] == 4
+
+
+def test_audio_scaling_released_is_int16_range_for_resampled_audio_only(tmp_path):
+    """model_args audio_scaling=released (default): audio that had to be resampled is scaled
+    as the released scripts do ((x * 32767).astype(int16)); 16 kHz sources stay in [-1, 1]."""
+    from flex_models.args import FlexArgError, parse_args
+    from flex_models.model import MediaCache
+    from flex_tasks.media import load_audio as task_audio
+
+    x = 0.5 * sine(44100)
+    p44, p16 = tmp_path / "a44.wav", tmp_path / "a16.wav"
+    sf.write(p44, x, 44100, subtype="FLOAT")
+    sf.write(p16, 0.5 * sine(AUDIO_SR), AUDIO_SR, subtype="FLOAT")
+    unit = load_audio(str(p44), scaling="unit")
+    np.testing.assert_allclose(unit, resample_poly(x, 160, 441), atol=1e-6)
+    released = load_audio(str(p44), scaling="released")
+    np.testing.assert_array_equal(released, np.trunc(unit * 32767).astype(np.float32))
+    assert 16000 < np.abs(released).max() < 16800  # amplitude 0.5 (+ resampling ripple) in int16 units
+    np.testing.assert_array_equal(load_audio(str(p16), scaling="released"), load_audio(str(p16), scaling="unit"))
+    assert np.abs(load_audio(str(p16), scaling="released")).max() <= 0.5 + 1e-6
+    # the tasks hand the model 16 kHz arrays with the file's own rate beside them
+    doc_audio = task_audio(str(p44))
+    assert doc_audio["sampling_rate"] == AUDIO_SR and doc_audio["source_sampling_rate"] == 44100
+    np.testing.assert_array_equal(MediaCache("released").get("audio", doc_audio, "doc 0", {}), released)
+    np.testing.assert_array_equal(MediaCache("unit").get("audio", doc_audio, "doc 0", {}), unit)
+    assert parse_args({"pretrained": "x", "backend": "hf"}).audio_scaling == "released"
+    assert parse_args({"pretrained": "x", "backend": "hf", "audio_scaling": "unit"}).audio_scaling == "unit"
+    with pytest.raises(FlexArgError, match="audio_scaling='int16'.*released, unit"):
+        parse_args({"pretrained": "x", "backend": "hf", "audio_scaling": "int16"})

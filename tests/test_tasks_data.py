@@ -125,3 +125,30 @@ def test_make_fixtures_deterministic(tmp_path):
     for f in files:
         if f.suffix in (".jsonl", ".csv", ".txt"):
             assert (FIXTURES_DIR / f).read_text() == (a / f).read_text(), f
+
+
+def test_repeated_data_ids_stay_separate_items(monkeypatch, tmp_path):
+    """MJ-Bench's alignment annotations repeat ids (pap_0 ...): every row is its own item
+    (key = row position), the repeats are warned about and counted in the report."""
+    import datasets
+
+    from flex_tasks import lmms
+
+    src = next((FIXTURES_DIR / "mj_bench" / "data").glob("alignment-*.parquet"))
+    base = datasets.load_dataset("parquet", data_files=str(src), split="train")
+    table = datasets.concatenate_datasets([base] * 3)  # 12 rows
+    ids = ["pap_0", "pap_0", "pap_1", "pap_2", "pap_2", "pap_2"] + [f"x_{i}" for i in range(len(table) - 6)]
+    table = table.remove_columns([c for c in ("id",) if c in table.column_names]).add_column("id", ids)
+    (tmp_path / "mj" / "data").mkdir(parents=True)
+    table.to_parquet(str(tmp_path / "mj" / "data" / "alignment-00000-of-00001.parquet"))
+    monkeypatch.setenv("FLEX_MJ_BENCH_PATH", str(tmp_path / "mj"))
+    spec = TASKS["flex_mj_bench_alignment"]
+    with pytest.warns(UserWarning, match=r"3 of 12 rows repeat a data id.*'pap_0'"):
+        _, items = load_items(spec)
+    assert [it["item"] for it in items] == list(range(12))
+    assert [it["data_id"] for it in items] == ids
+    docs = lmms.expand(spec, items)
+    records = [lmms.make_record(spec, d, "<answer>5</answer><answer>3</answer>") for d in docs]
+    report = lmms.report_for(records)
+    assert report["n_items"] == 12 and report["n_runs"] == spec.n_runs()
+    assert report["breakdown"]["duplicate_data_ids"] == {"count": 3, "examples": ["pap_0", "pap_2"]}

@@ -96,3 +96,33 @@ def test_aggregations_produce_every_metric(task):
         assert isinstance(got[m], float) and isinstance(got[f"{m}_ci95"], list)
     assert got["n_runs"] == spec.n_runs() and got["parse_failures"] >= 1
     assert got["bootstrap_seed"] == 1234 and isinstance(got["breakdown"], dict)
+
+
+@pytest.mark.e2e
+def test_limit_counts_items_with_all_their_runs(tiny_vl, tmp_path):
+    """`lmms-eval --limit 2` on flex tasks judges the first 2 items, each with all its runs
+    (docs are (item, run) pairs; lmms-eval's own doc count would judge item 0 twice)."""
+    import glob
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, FLEX_JUDGE_DATA="fixtures", FLEX_JUDGE_RUNS="3", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+    cmd = [str(Path(sys.executable).with_name("lmms-eval")), "--model", "flex", "--model_args",
+           f"pretrained={tiny_vl},backend=hf", "--tasks", "flex_mj_bench_alignment,flex_mllm_judge_score",
+           "--include_path", str(repo / "yaml_tasks"), "--gen_kwargs", "max_new_tokens=2", "--limit", "2",
+           "--output_path", str(tmp_path), "--log_samples"]
+    proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=600)
+    found = glob.glob(str(tmp_path / "**" / "*_results.json"), recursive=True)
+    assert found, proc.stderr[-3000:]
+    results = json.loads(Path(found[0]).read_text())["results"]
+    for task in ("flex_mj_bench_alignment", "flex_mllm_judge_score"):
+        [path] = glob.glob(str(tmp_path / "**" / f"*_samples_{task}.jsonl"), recursive=True)
+        rows = [json.loads(line) for line in Path(path).read_text().splitlines()]
+        key = TASKS[task].metric_names()[0][0]  # every metric holds the per-(item, run) record
+        judged = sorted((r[key]["item"], r[key]["run"]) for r in rows)
+        assert judged == [(i, k) for i in (0, 1) for k in range(3)], task
+        assert results[task]["n_items,none"] == 2 and results[task]["n_runs,none"] == 3

@@ -72,7 +72,10 @@ def generate(args) -> int:
     print(f"[generate] {len(rows)} rows x {len(seeds)} seeds; {len(done)} done, {len(todo)} to go", file=sys.stderr)
     if not todo:
         return 0
-    from vllm import LLM, SamplingParams
+    from flex_models.extras import require
+
+    vllm = require("vllm", "`flex-judge data generate` (teacher traces)")
+    LLM, SamplingParams = vllm.LLM, vllm.SamplingParams
 
     llm = LLM(model=args.teacher, **json.loads(args.engine_args))
     prompts = {i: build_prompt(rows[i]["question_body"], rows[i]["answer1_body"], rows[i]["answer2_body"], proto)

@@ -45,7 +45,10 @@ def _scalar(v) -> str:
 
 
 def task_yaml(spec: TaskSpec) -> str:
+    # the task class (--limit counts items) sits in each task file: lmms-eval indexes a file
+    # with `class` as a task, and the shared base has no `task` key
     lines = [HEADER.rstrip("\n"), "include: _flex_base.yaml", f"task: {spec.task}",
+             "class: !function flex_tasks.lmms_task.FlexTask",
              "dataset_kwargs:", "  data_files:", f"    test: {STUBS_REL}/{spec.task}.jsonl", "generation_kwargs:"]
     lines += [f"  {k}: {_scalar(v)}" for k, v in spec.generation_kwargs().items()]
     lines.append("metric_list:")

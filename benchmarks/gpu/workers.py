@@ -54,6 +54,29 @@ class Probe:
         wrapper.__wrapped__ = orig
         setattr(owner, attr, wrapper)
 
+    def wrap_stream(self, owner, attr: str, name: str):
+        """Like wrap, for a generator of (index, Output): start at the first pull, end when
+        exhausted, first_done at the first finished request, requests and tokens counted."""
+        orig = getattr(owner, attr)
+        probe = self
+
+        def wrapper(*args, **kwargs):
+            rec = {"start": time.time(), "requests": 0, "out_tokens": 0, "prompt_tokens": 0}
+            probe.calls.setdefault(name, []).append(rec)
+            for item in orig(*args, **kwargs):
+                o = item[1]
+                if probe.first_done is None:
+                    probe.first_done = time.time()
+                rec["requests"] += 1
+                rec["out_tokens"] += sum(len(t) for t in o.token_ids)
+                rec["prompt_tokens"] += o.prompt_tokens or 0
+                yield item
+            rec["end"] = time.time()
+            rec["prompt_tokens_mean"] = rec["prompt_tokens"] / max(rec["requests"], 1)
+
+        wrapper.__wrapped__ = orig
+        setattr(owner, attr, wrapper)
+
     def tqdm_class(self):
         from tqdm import tqdm
 
@@ -96,7 +119,10 @@ def _install_ab(probe: Probe, spec: dict):
         if self.backend is None or probe.calls.get("ab"):
             return orig(self, requests)
         t_ab = time.time()
-        prepared = self._prepare_all(requests)
+        from flex_models.model import MediaCache
+
+        cache = MediaCache(self.args.audio_scaling)
+        prepared = [self.decode(p, cache) for p in self._plan_all(requests)]
         prompts = [vllm_prompt(p) for p in prepared]
         llm, ab = self.backend.llm, []
         raw_sp = SamplingParams(temperature=spec["temperature"], top_p=spec["top_p"], top_k=-1,
@@ -117,7 +143,6 @@ def _install_ab(probe: Probe, spec: dict):
         out = orig(self, requests)  # flex's own path, as lmms-eval calls it
         t_post = time.time()
         timed("raw_requests_after_flex", raw_sp)
-        probe.calls["engine_generate"].pop()  # not flex's call
         probe.calls["ab"][0]["post_s"] = time.time() - t_post
         return out
 
@@ -329,15 +354,6 @@ def _install_probes(probe: Probe, model: str, spec: dict | None = None):
 
         from flex_models.model import FlexJudge
 
-        orig = vllm.LLM.generate
-        rec_cls = probe.tqdm_class()
-
-        def generate(self, *args, **kwargs):
-            if kwargs.get("use_tqdm", True) is True:
-                kwargs["use_tqdm"] = rec_cls  # same bar, plus the first-finished timestamp
-            return orig(self, *args, **kwargs)
-
-        vllm.LLM.generate = generate
         if os.environ.get("FLEXBENCH_LOG_STATS"):  # vLLM's per-interval stats lines (running / waiting / tok/s)
             orig_init = vllm.LLM.__init__
 
@@ -346,16 +362,15 @@ def _install_probes(probe: Probe, model: str, spec: dict | None = None):
                 return orig_init(self, *a, **kw)
 
             vllm.LLM.__init__ = init
-        probe.wrap(vllm.LLM, "generate", "engine_generate", _vllm_counts)
         probe.wrap(vllm.LLM, "__init__", "engine_init")
         probe.wrap(FlexJudge, "__init__", "model_init")
         if (spec or {}).get("ab"):
             _install_ab(probe, spec)
         probe.wrap(FlexJudge, "generate_until", "model_generate_until")
-        probe.wrap(FlexJudge, "_prepare_all", "flex_prepare")
+        probe.wrap(FlexJudge, "_plan_all", "flex_prepare")  # rendering; media are decoded inside the stream
+        probe.wrap_stream(FlexJudge, "_stream", "engine_generate")  # the engine loop, as lmms-eval's call runs it
         from flex_models import parallel
 
-        probe.wrap(parallel.EnginePool, "generate", "engine_generate", _output_counts)
         probe.wrap(parallel.EnginePool, "wait_ready", "dp_wait_ready")
     else:
         from transformers.generation.utils import GenerationMixin

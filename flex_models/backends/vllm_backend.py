@@ -1,4 +1,5 @@
-"""vLLM backend: the engine is built once; every batch of requests is ONE `LLM.generate` call."""
+"""vLLM backend: the engine is built once; requests stream through vLLM's offline engine loop and come
+back one by one as they finish (flex_models.model journals each one)."""
 from __future__ import annotations
 
 import logging
@@ -102,8 +103,9 @@ class VLLMBackend:
         if on_cpu():
             for k, v in CPU_ENV.items():
                 os.environ.setdefault(k, v)
-        from vllm import LLM
+        from flex_models.extras import require
 
+        LLM = require("vllm", "model_args backend=vllm (use backend=hf for transformers)").LLM
         self.args, self.family = args, checkpoint.family
         self.kwargs = engine_kwargs(args, checkpoint.family)
         log.info("flex: building vLLM engine %s", self.kwargs)
@@ -111,21 +113,72 @@ class VLLMBackend:
         self.tokenizer = self.llm.get_tokenizer()
 
     def generate(self, prepared: list[Prepared], progress: bool = True) -> list[Output]:
-        if not prepared:
-            return []
+        """All requests in order (one engine loop over all of them)."""
         t0 = time.perf_counter()
-        prompts = [vllm_prompt(p) for p in prepared]
-        params = [sampling_params(p.spec) for p in prepared]
-        t1 = time.perf_counter()
-        results = self.llm.generate(prompts, params, use_tqdm=progress)  # one call for all requests
-        t2 = time.perf_counter()
-        outputs = [
-            Output(texts=[self._text(o, p.spec) for o in r.outputs], token_ids=[list(o.token_ids) for o in r.outputs],
-                   prompt_tokens=len(r.prompt_token_ids or []))
-            for p, r in zip(prepared, results)
-        ]
-        self.last_timing = {"build_s": t1 - t0, "engine_s": t2 - t1, "post_s": time.perf_counter() - t2}
-        return outputs
+        out: list = [None] * len(prepared)
+        for i, o in self.stream(enumerate(prepared), total=len(prepared), progress=progress):
+            out[i] = o
+        self.last_timing = {"engine_s": time.perf_counter() - t0}
+        return out
+
+    def window(self) -> int:
+        """Requests kept in the engine at once: twice what the scheduler can run, so every step
+        has full batches (the same as one `LLM.generate` over everything) while media are decoded
+        only for the requests about to run."""
+        if self.args.stream_window:
+            return self.args.stream_window
+        max_seqs = getattr(getattr(self.llm.llm_engine, "vllm_config", None), "scheduler_config", None)
+        max_seqs = getattr(max_seqs, "max_num_seqs", None) or 256
+        return max(2 * max_seqs, 64)
+
+    def stream(self, requests, total: int | None = None, progress: bool = True):
+        """Feed ``(index, Prepared)`` pairs (a lazy iterator: media are decoded when pulled) into the
+        engine, keeping :meth:`window` requests in it, and yield ``(index, Output)`` as each request
+        finishes. The loop is vLLM's own offline loop (`LLMEngine.add_request` / `step`, as
+        `LLM.generate` runs it), so the engine schedules exactly as it would for one big call."""
+        from tqdm import tqdm
+        from vllm.sampling_params import RequestOutputKind
+
+        engine = self.llm.llm_engine
+        if engine.has_unfinished_requests():
+            raise RuntimeError("flex: the vLLM engine has unfinished requests from another caller")
+        window = self.window()
+        self._calls = getattr(self, "_calls", 0) + 1
+        pending: dict[str, tuple[int, Prepared]] = {}
+        source = iter(requests)
+        exhausted = False
+        bar = tqdm(total=total, desc="flex: judging", disable=not progress or not total, dynamic_ncols=True)
+        try:
+            while True:
+                while not exhausted and len(pending) < window:
+                    try:
+                        i, p = next(source)
+                    except StopIteration:
+                        exhausted = True
+                        break
+                    rid = f"flex{self._calls}-{i}"
+                    params = sampling_params(p.spec)
+                    params.output_kind = RequestOutputKind.FINAL_ONLY
+                    prompt = vllm_prompt(p)
+                    preprocess = getattr(self.llm, "_preprocess_cmpl_one", None)  # vLLM >= 0.30 renders first
+                    if preprocess is not None:
+                        prompt = preprocess(prompt)
+                    engine.add_request(rid, prompt, params)
+                    pending[rid] = (i, p)
+                if not pending:
+                    break
+                for r in engine.step():
+                    if not r.finished or r.request_id not in pending:
+                        continue
+                    i, p = pending.pop(r.request_id)
+                    bar.update(1)
+                    yield i, Output(texts=[self._text(o, p.spec) for o in r.outputs],
+                                    token_ids=[list(o.token_ids) for o in r.outputs],
+                                    prompt_tokens=len(r.prompt_token_ids or []))
+        finally:
+            bar.close()
+            if pending:  # interrupted (or the consumer stopped): leave a clean engine behind
+                engine.abort_request(list(pending))
 
     def _text(self, completion, spec) -> str:
         """Full decode of the generated ids, then the stop cut: the same text the hf backend
