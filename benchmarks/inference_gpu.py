@@ -8,7 +8,11 @@ question + two answers; benchmarks/gpu/task), temperature 0.6, top_p 0.95, max_n
   (b) raw    vLLM alone with the flex model's engine kwargs on the same prompts + images
   (c) peer   lmms-eval's `qwen2_5_vl` (transformers generate), several batch sizes
   (d) roofline of the same shapes (benchmarks/gpu/roofline.py)
-Each measurement runs in its own process; peak GPU memory is polled from NVML meanwhile.
+  sweep   engine-setting variants on the same requests (--sweep), A/B probes inside the flex
+          process (--ab), a torch profile of decode steps (--profile-dir), 2-GPU runs via
+          --flex-arg data_parallel_size=2 / tensor_parallel_size=2 and --tag (benchmarks/gpu/x2_call.sh)
+Each measurement runs in its own process; peak GPU memory is polled from NVML meanwhile (all GPUs).
+The results JSON carries flex_over_raw and dp_speedup at its top level (None when not measured).
 
   GPU (device tool, vLLM bundle staged; see benchmarks/gpu/README.md):
     python benchmarks/inference_gpu.py --mode gpu --parts hw,peer --out-json $OUT/a.json
@@ -92,7 +96,7 @@ class Worker:
 
     def __init__(self, worker: str, spec: dict, workdir: Path, log_dir: Path, timeout: float, tag: str):
         self.tag, self.timeout = tag, timeout
-        self.spec = dict(spec, worker=worker, result_path=str(workdir / f"result-{tag}.json"))
+        self.spec = dict(spec, worker=worker, tag=tag, result_path=str(workdir / f"result-{tag}.json"))
         spec_path = workdir / f"spec-{tag}.json"
         spec_path.write_text(json.dumps(self.spec, indent=1))
         Path(self.spec["result_path"]).unlink(missing_ok=True)
@@ -350,7 +354,8 @@ def summarize(out: dict) -> dict:
     sh = meta.get("shapes")
     if sh:
         shapes = roofline.Shapes(**{k: sh[k] for k in roofline.Shapes.__dataclass_fields__})
-        sweep_ok = [v for v in s.get("sweep", []) if v.get("decode_tokens_per_s_est")]
+        # only sweep rows of this workload's size count against its roofline
+        sweep_ok = [v for v in s.get("sweep", []) if v.get("decode_tokens_per_s_est") and v.get("requests") == n]
         prompt = ((rows.get("raw") or rows.get("flex") or {}).get("prompt_tokens_mean")
                   or (sweep_ok[0]["prompt_tokens_mean"] if sweep_ok else 0))
         batch = n
@@ -456,8 +461,9 @@ def _details(s: dict, wl: dict) -> list[str]:
     f, r, p = rows.get("flex"), rows.get("raw"), rows.get("peer")
     for key in [k for k in rows if k.startswith("flex")]:
         f = rows[key]
-        out.append(f"{key}: request phase {_fmt(f['request_phase_s'])} s = flex render+media {_fmt(f['flex_prepare_s'])} s"
-                   f" + {f['engine_calls']} engine call(s) {_fmt(f['engine_s'])} s + lmms-eval other {_fmt(f['lmms_other_s'])} s;"
+        out.append(f"{key}: request phase {_fmt(f['request_phase_s'])} s = flex rendering {_fmt(f['flex_prepare_s'])} s"
+                   f" + {f['engine_calls']} engine loop(s) (media decoding, engine, journal) {_fmt(f['engine_s'])} s"
+                   f" + lmms-eval other {_fmt(f['lmms_other_s'])} s;"
                    f" launch to evaluate() {_fmt(f['startup_s'], 1)} s; {f['out_tokens']:,} output tokens")
         out.append(f"{key} start-up (s): " + ", ".join(f"{k} {_fmt(v, 1)}" for k, v in f["startup_breakdown_s"].items()
                                                     if v is not None))

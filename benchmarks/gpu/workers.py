@@ -392,7 +392,10 @@ def run_lmms(spec: dict) -> dict:
 
         argv = ["--model", "flex", "--model_args", spec["model_args_str"], "--tasks", TASK,
                 "--include_path", str(TASK_DIR), "--gen_kwargs", f"max_new_tokens={spec['max_tokens']}",
-                "--output_path", str(Path(spec["workdir"]) / "lmms-flex"), "--verbosity", "WARNING"]
+                # a fresh output folder per run: lmms-eval's flex journal lives under it, and a journal left by
+                # an earlier run would answer every request without the engine (as it should, for users)
+                "--output_path", str(Path(spec["workdir"]) / f"lmms-flex-{spec.get('tag', 'run')}-{int(time.time())}"),
+                "--verbosity", "WARNING"]
         t0 = time.time()
         res["events"]["lmms_main_start"] = t0
         lmms_main(argv)
@@ -470,6 +473,8 @@ def _lmms_run(probe: Probe, t0: float, t1: float, n: int, batch_size) -> dict:
         run[f"{key}_s"] = sum(c["end"] - c["start"] for c in calls if "end" in c) if calls else None
     if not gens:
         run["error"] = "no engine call was seen (did the model or task fail to load? see the log)"
+    elif not run["requests"]:
+        run.update(ok=False, error="the engine generated nothing: every request came from a journal (see the log)")
     return run
 
 

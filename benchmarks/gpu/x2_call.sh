@@ -7,6 +7,7 @@
 # compile cache for the 1-GPU runs (both start cold, and never write one cache at once); dp2 reuses
 # flex's (warm: same engine config), tp2 compiles its own.
 set -u
+SWEEP0=${SWEEP0:-'[{"name": "no_async", "async_scheduling": false}]'}
 N=${N:-1024}; W=/root/flexbench; L=/root/x2logs; mkdir -p $L
 common="--mode gpu --n $N --workdir $W --machine-kind nvidia-h200-x2"
 for run in "$@"; do
@@ -18,7 +19,7 @@ for run in "$@"; do
         --part-timeout ${T_ONE:-330} --log-dir $L/raw --out-json $OUT/x2_raw.json > $L/raw.out 2>&1 &
       # GPU 0: flex through lmms-eval, then engine variants on the same 256-request shape
       VLLM_CACHE_ROOT=/root/vc-flex CUDA_VISIBLE_DEVICES=0 python3 benchmarks/inference_gpu.py $common --parts flex,sweep \
-        --sweep "${SWEEP0:-[{\"name\": \"no_async\", \"async_scheduling\": false}]}" --sweep-n 256 --sweep-budget-s ${SB0:-400} \
+        --sweep "$SWEEP0" --sweep-n 256 --sweep-budget-s ${SB0:-400} \
         --part-timeout ${T_ONE:-330} --log-dir $L/flex --out-json $OUT/x2_flex.json > $L/flex.out 2>&1
       wait ;;
     dp2)
