@@ -60,3 +60,27 @@ def test_two_cpu_workers_match_one_engine(tiny_vl):
     assert all(p.poll() is not None for p in dp.pool.procs)
     single = FlexJudge(pretrained=str(tiny_vl), backend="vllm", dtype="float32", max_new_tokens=8)
     assert [o.token_ids for o in merged] == [o.token_ids for o in single.generate_prepared(prepared, progress=False)]
+
+
+@pytest.mark.e2e
+def test_pool_names_the_worker_that_cannot_build_its_engine(tiny_vl, tmp_path):
+    """A worker whose engine fails to build is reported by rank and GPUs with its traceback,
+    instead of the model process waiting forever."""
+    import shutil
+
+    from flex_models.args import parse_args
+    from flex_models.family import load_checkpoint
+    from flex_models.parallel import WorkerError, start_pool
+
+    ckpt = tmp_path / "no-weights"
+    shutil.copytree(tiny_vl, ckpt)
+    checkpoint = load_checkpoint(str(ckpt))
+    for f in ckpt.glob("*.safetensors"):
+        f.unlink()  # the config reads fine in the model process; the engines then find no weights
+    args = parse_args({"pretrained": str(ckpt), "backend": "vllm", "dtype": "float32", "data_parallel_size": 2})
+    pool = start_pool(args, checkpoint)
+    try:
+        with pytest.raises(WorkerError, match=r"data-parallel worker [01] \(GPUs \d\) failed while building its engine"):
+            pool.wait_ready()
+    finally:
+        pool.close()
