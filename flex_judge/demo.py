@@ -40,8 +40,9 @@ def build_judge(family: str, out: Path, force: bool) -> Path:
         print(f"reusing {judge}")
         return judge
     base = make_tiny(family, out / f"base-{family}")
+    # a fresh base each time: what an earlier (forced or interrupted) run left there is replaced
     rc = train_main(["--config", str(TRAIN_CONFIG), "--model", str(base), "--train_file", str(TRAIN_DATA),
-                     "--output_dir", str(out / f"judge-{family}")])
+                     "--output_dir", str(out / f"judge-{family}"), "--overwrite"])
     if rc != 0:
         raise SystemExit(f"training the tiny {family} judge failed (exit {rc})")
     return judge

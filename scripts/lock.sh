@@ -21,4 +21,4 @@ PY="$SCRATCH/bin/python"
   echo "# Used as a constraints file (pip install -c) by scripts/install.sh."
   "$PY" -m pip freeze --all --exclude-editable | grep -v -E '^(pip|setuptools|wheel)==' | LC_ALL=C sort -f
 } > requirements/cpu.lock.txt
-echo "wrote requirements/cpu.lock.txt ($(grep -c '==' requirements/cpu.lock.txt) pins)"
+echo "wrote requirements/cpu.lock.txt ($(grep -c '^[^#]' requirements/cpu.lock.txt) pins)"

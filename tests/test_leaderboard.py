@@ -237,7 +237,7 @@ def _crafted_run(folder: Path, model_args: str, results: dict) -> Path:
     folder.mkdir(parents=True)
     res = {t: {f"{k},none": v for k, v in m.items()} for t, m in results.items()}
     data = {"results": res, "config": {"model": "flex", "model_args": model_args, "limit": None},
-            "configs": {}, "n-samples": {}}
+            "configs": {}, "n-samples": {}, "flex_provenance": _prov(*results)}
     path = folder / "20261129_000000_results.json"
     path.write_text(json.dumps(data))
     return path

@@ -161,6 +161,9 @@ def test_resume_reproduces_the_loss_sequence(tiny_vl, demo8, tmp_path, monkeypat
         T.run(cfg_for(tiny_vl, demo8, tmp_path / "x", **kw))
     ck = tmp_path / "x" / "checkpoints"
     assert (ck / "last").read_text() == "step-4" and not list(ck.glob(".tmp-*"))
+    # no pickle anywhere: safetensors + JSON + the YAML config only
+    assert sorted(f.name for f in (ck / "step-4").iterdir()) == [
+        "config.yaml", "model.safetensors", "optimizer.safetensors", "rng-0.safetensors", "trainer_state.json"]
     monkeypatch.setattr(T.Run, "train_step", orig)
     res = T.run(cfg_for(tiny_vl, demo8, tmp_path / "x", resume=True, **kw))["history"]
     assert [h["step"] for h in res] == [1, 2, 3, 4, 5, 6]

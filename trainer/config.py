@@ -14,6 +14,14 @@ from pathlib import Path
 import yaml
 
 
+class ConfigError(ValueError):
+    """A bad config value; `key` names the setting so the message can say where it was set."""
+
+    def __init__(self, message: str, key: str | None = None):
+        super().__init__(message)
+        self.key = key
+
+
 @dataclass
 class TrainConfig:
     # --- what to train --------------------------------------------------------------------
@@ -53,11 +61,17 @@ class TrainConfig:
     save_every: int = 0  # optimizer steps between crash-safe checkpoints; 0 = only the final model
     keep_checkpoints: int = 1
     resume: bool = False  # continue from output_dir/checkpoints/last
+    resume_from: str = ""  # continue from this checkpoint (a step-N name under checkpoints/ or a path); implies resume
+    overwrite: bool = False  # start over in an output_dir that holds a finished run or checkpoints (deletes them)
     log_every: int = 1
     trackers: list = field(default_factory=list)  # e.g. [tensorboard] or [wandb], if installed
     peak_tflops: float = 0.0  # for MFU; 0 = guess from the device (H100 SXM dense bf16: 989)
     plot: bool = True
     progress_bar: bool = True
+
+    def where(self, key: str) -> str:
+        """Where a key's value was set: 'file.yaml:LINE', '--key' or 'default'."""
+        return getattr(self, "_origin", {}).get(key, "default")
 
     def check(self) -> "TrainConfig":
         choices = {"family": ("auto", "vl", "omni"), "bad_rows": ("error", "skip"),
@@ -66,21 +80,25 @@ class TrainConfig:
                    "attn_implementation": ("sdpa", "varlen", "eager")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
-                raise ValueError(f"config key '{key}': {getattr(self, key)!r} is not one of {allowed}")
+                raise ConfigError(f"config key '{key}': {getattr(self, key)!r} is not one of {allowed}", key)
         for key in ("max_length", "per_device_batch", "grad_accum", "epochs", "loss_chunk_tokens", "log_every"):
             if getattr(self, key) < 1:
-                raise ValueError(f"config key '{key}' must be >= 1, got {getattr(self, key)}")
+                raise ConfigError(f"config key '{key}' must be >= 1, got {getattr(self, key)}", key)
         if not self.model:
-            raise ValueError("config key 'model' is required (checkpoint dir or hub id)")
+            raise ConfigError("config key 'model' is required (checkpoint dir or hub id)", "model")
         if not self.train_file:
-            raise ValueError("config key 'train_file' is required (jsonl with prompt/text rows)")
+            raise ConfigError("config key 'train_file' is required (jsonl with prompt/text rows)", "train_file")
         if self.param_dtype == "bf16" and self.precision != "bf16":
-            raise ValueError("config key 'param_dtype': bf16 weights need precision: bf16")
+            raise ConfigError("config key 'param_dtype': bf16 weights need precision: bf16", "param_dtype")
         if len(self.adam_betas) != 2:
-            raise ValueError(f"config key 'adam_betas' needs two numbers, got {self.adam_betas}")
+            raise ConfigError(f"config key 'adam_betas' needs two numbers, got {self.adam_betas}", "adam_betas")
         for t in self.trackers:
             if t not in ("tensorboard", "wandb"):
-                raise ValueError(f"config key 'trackers': {t!r} is not one of ('tensorboard', 'wandb')")
+                raise ConfigError(f"config key 'trackers': {t!r} is not one of ('tensorboard', 'wandb')", "trackers")
+        if self.resume_from:
+            self.resume = True
+        if self.resume and self.overwrite:
+            raise ConfigError("config keys 'resume' and 'overwrite' exclude each other", "overwrite")
         return self
 
 
@@ -117,17 +135,55 @@ def _unknown(key: str) -> ValueError:
     return ValueError(f"unknown config key '{key}'.{hint} Known keys: {', '.join(FIELDS)}")
 
 
+def read_yaml(path: str) -> tuple[dict, dict[str, int]]:
+    """A YAML mapping and the line of each top-level key; errors name the file and line."""
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"config file not found: {path}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        col = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[e.start]:02x} at column {col})") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        at = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        what = " ".join(x for x in (getattr(e, "context", None), getattr(e, "problem", None)) if x) or str(e)
+        raise ConfigError(f"{at}: invalid YAML: {what}") from None
+    if data is None:
+        return {}, {}
+    if not isinstance(data, dict) or not isinstance(node, yaml.MappingNode):
+        raise ConfigError(f"{path}:1: the config must be a mapping of keys to values")
+    lines: dict[str, int] = {}
+    for knode, _ in node.value:
+        key, line = str(knode.value), knode.start_mark.line + 1
+        if key in lines:
+            raise ConfigError(f"{path}:{line}: config key '{key}' is set twice (first at line {lines[key]})", key)
+        lines[key] = line
+    return data, lines
+
+
 def load_config(path: str | None = None, overrides: list[str] | None = None) -> TrainConfig:
-    """Defaults <- YAML file <- `--key value` / `--key=value` overrides; then validated."""
+    """Defaults <- YAML file <- `--key value` / `--key=value` overrides; then validated. Errors
+    about a key set in the YAML name its file and line."""
     values: dict = {}
+    origin: dict[str, str] = {}
     if path:
-        loaded = yaml.safe_load(Path(path).read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{path}: the config must be a mapping of keys to values")
+        loaded, lines = read_yaml(path)
         for key, value in loaded.items():
+            at = f"{path}:{lines.get(str(key), 1)}"
             if key not in FIELDS:
-                raise _unknown(key)
-            values[key] = _coerce(key, value)
+                raise ConfigError(f"{at}: {_unknown(str(key))}", str(key))
+            try:
+                values[key] = _coerce(key, value)
+            except ValueError as e:
+                raise ConfigError(f"{at}: {e}", key) from None
+            origin[key] = at
     args = list(overrides or [])
     while args:
         token = args.pop(0)
@@ -145,7 +201,15 @@ def load_config(path: str | None = None, overrides: list[str] | None = None) -> 
             else:
                 value = args.pop(0)
         values[key] = _coerce(key, value)
-    return TrainConfig(**values).check()
+        origin[key] = f"--{key}"
+    cfg = TrainConfig(**values)
+    cfg._origin = origin
+    try:
+        return cfg.check()
+    except ConfigError as e:
+        if e.key and e.key in origin and ":" in origin[e.key]:
+            raise ConfigError(f"{origin[e.key]}: {e}", e.key) from None
+        raise
 
 
 def save_config(cfg: TrainConfig, path: Path) -> None:

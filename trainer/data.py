@@ -41,9 +41,16 @@ class BadRowsError(ValueError):
 
 
 def read_rows(path: str | Path) -> list[tuple[int, object]]:
+    """(1-based line, parsed JSON) per non-blank line; a line that is not UTF-8 or not JSON comes
+    back as a string saying why (the callers report it as `file:line: why`)."""
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
+    with open(path, "rb") as f:
+        for i, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                rows.append((i, f"not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1})"))
+                continue
             if not line.strip():
                 continue
             try:

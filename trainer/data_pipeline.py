@@ -7,21 +7,33 @@ generate: every JudgeLM-style row {question_body, answer1_body, answer2_body, sc
           (gold pair also read from 'gold' or 'score1'/'score2') is rendered with the protocol's
           system prompt / user template + '<think>\\n' and sampled once per seed (13, 79) with
           temperature 0.1, top_p 0.95, max_tokens 4096 through vLLM. Outputs are appended to
-          --out as they finish, one line per (row, seed); a rerun skips what is there (resumable).
+          --out as they finish, one line per (row, seed), each with the generation settings it was
+          made with. A rerun first cuts a partial last line (a crash mid-write), then skips every
+          (row, seed) already there; it refuses an --out made with other settings or another input.
 filter:   keeps a trace only if its two <answer>N</answer> integers equal the gold pair, keeps
           the longest kept trace per prompt, caps the count, and reports counts per reason.
+          Lines that are not JSON trace objects are reported as file:line (an error, or
+          --bad-lines skip).
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
 import re
 import sys
 from collections import Counter
 from pathlib import Path
 
+from trainer.data import read_rows
+
 PROTOCOLS = Path(__file__).resolve().parents[1] / "flex_tasks" / "protocols.json"
 ANSWER = re.compile(r"<answer>\s*(-?\d+)\s*</answer>")
+
+
+class PipelineError(ValueError):
+    """Bad input or output file of the data pipeline; the message names file:line."""
 
 
 def teacher_protocol() -> dict:
@@ -52,21 +64,132 @@ def parse_pair(text: str) -> list[int] | None:
 
 
 # ---------------------------------------------------------------- generate
+INPUT_FIELDS = ("question_body", "answer1_body", "answer2_body")
+
+
+def read_objects(path: str, need: tuple[str, ...], bad_lines: str = "error") -> list[tuple[int, dict]]:
+    """(line, row) of a jsonl whose rows must be objects with string fields `need`; bad lines
+    are reported as file:line: why (an error, or with bad_lines='skip' a report on stderr)."""
+    good, bad = [], []
+    for line, row in read_rows(path):
+        if isinstance(row, str):
+            bad.append((line, row))
+        elif not isinstance(row, dict):
+            bad.append((line, "not a JSON object"))
+        else:
+            missing = [k for k in need if not isinstance(row.get(k), str)]
+            if missing:
+                bad.append((line, f"missing or non-string field '{missing[0]}'"))
+            else:
+                good.append((line, row))
+    if bad:
+        report = "\n".join(f"  {path}:{line}: {why}" for line, why in bad[:20])
+        more = f"\n  ... {len(bad) - 20} more" if len(bad) > 20 else ""
+        if bad_lines != "skip":
+            raise PipelineError(f"{len(bad)} bad line(s) in {path}:\n{report}{more}")
+        print(f"[data] skipping {len(bad)} bad line(s) in {path}:\n{report}{more}", file=sys.stderr)
+    return good
+
+
+def generation_settings(args, proto: dict) -> dict:
+    """What determines a trace besides its row and seed; part of the resume key."""
+    samp = proto["sampling"]
+    template = json.dumps([proto["system"], proto["user"], proto["assistant_prefix"]])
+    return {"teacher": args.teacher, "temperature": samp["temperature"], "top_p": samp["top_p"],
+            "max_tokens": args.max_tokens or samp["max_tokens"],
+            "template_sha256": hashlib.sha256(template.encode()).hexdigest()[:16]}
+
+
+def cut_partial_line(out: Path) -> int:
+    """Truncate `out` after its last newline (a crash can leave half a line); -> bytes cut."""
+    size = out.stat().st_size
+    if size == 0:
+        return 0
+    with open(out, "rb+") as f:
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return 0
+        keep, pos = 0, size
+        while pos > 0:  # scan back in blocks for the last newline
+            step = min(1 << 16, pos)
+            f.seek(pos - step)
+            block = f.read(step)
+            nl = block.rfind(b"\n")
+            if nl >= 0:
+                keep = pos - step + nl + 1
+                break
+            pos -= step
+        f.truncate(keep)
+        f.flush()
+        os.fsync(f.fileno())
+    return size - keep
+
+
+def finished_pairs(out: Path, settings: dict, prompts: dict[int, str]) -> set[tuple[int, int]]:
+    """(row, seed) pairs already in `out`; refuses lines made with other settings or another input."""
+    done = set()
+    for line, r in read_objects(str(out), ("prompt", "text")):
+        at = f"{out}:{line}"
+        if not isinstance(r.get("row"), int) or not isinstance(r.get("seed"), int):
+            raise PipelineError(f"{at}: no integer 'row' and 'seed' (not a trace written by generate)")
+        old = r.get("settings")
+        if old != settings:
+            if not isinstance(old, dict):
+                raise PipelineError(f"{at}: no generation settings recorded (an older trace file); write to a new --out")
+            diff = ", ".join(f"{k} {old.get(k)!r} there, {settings.get(k)!r} now"
+                             for k in sorted(set(old) | set(settings)) if old.get(k) != settings.get(k))
+            raise PipelineError(f"{at}: generated with other settings ({diff}); traces of different settings are "
+                                "not mixed: write to a new --out")
+        if r["row"] in prompts and r["prompt"] != prompts[r["row"]]:
+            raise PipelineError(f"{at}: row {r['row']}'s prompt differs from --input row {r['row']} (the input "
+                                "changed since this file was written); write to a new --out")
+        done.add((r["row"], r["seed"]))
+    return done
+
+
+def teacher_engine(teacher: str, engine_args: dict):
+    """vllm.LLM for the teacher; on CPU with the flex model's fast single-process defaults."""
+    from flex_models.backends.vllm_backend import CPU_ENV, CPU_KV_CACHE_BYTES, on_cpu
+
+    kw = dict(engine_args)
+    if on_cpu():
+        for k, v in CPU_ENV.items():
+            os.environ.setdefault(k, v)
+        kw.setdefault("kv_cache_memory_bytes", CPU_KV_CACHE_BYTES)
+        kw.setdefault("enable_chunked_prefill", False)  # seeded sampling on CPU needs whole-prompt prefill
+        kw.setdefault("enforce_eager", True)  # no torch.compile warm-up on CPU
+    from flex_models.extras import require
+
+    return require("vllm", "`flex-judge data generate` (teacher traces)").LLM(model=teacher, **kw)
+
+
 def generate(args) -> int:
     proto = teacher_protocol()
     samp = proto["sampling"]
-    rows = [json.loads(l) for l in open(args.input, encoding="utf-8") if l.strip()]
+    lines = read_objects(args.input, INPUT_FIELDS)
     if args.limit:
-        rows = rows[:args.limit]
+        lines = lines[:args.limit]
+    rows, golds = [r for _, r in lines], []
+    for line, r in lines:
+        try:
+            golds.append(gold_pair(r))
+        except (TypeError, ValueError) as e:
+            raise PipelineError(f"{args.input}:{line}: unreadable gold scores ({e})") from None
+    prompts = {i: build_prompt(r["question_body"], r["answer1_body"], r["answer2_body"], proto)
+               for i, r in enumerate(rows)}
+    settings = generation_settings(args, proto)
+    try:
+        engine_args = json.loads(args.engine_args)
+    except json.JSONDecodeError as e:
+        raise PipelineError(f"--engine-args: not JSON ({e})") from None
     out = Path(args.out)
     done = set()
     if out.exists():
-        for line in open(out, encoding="utf-8"):
-            try:
-                r = json.loads(line)
-                done.add((r["row"], r["seed"]))
-            except (json.JSONDecodeError, KeyError):
-                pass  # a line cut off by a crash is regenerated
+        cut = cut_partial_line(out)
+        if cut:
+            print(f"[generate] cut a partial last line ({cut} bytes) from {out}: an interrupted write; "
+                  "it is generated again", file=sys.stderr)
+        done = finished_pairs(out, settings, prompts)
     seeds = args.seeds or samp["seeds"]
     todo = [(i, s) for i in range(len(rows)) for s in seeds if (i, s) not in done]
     print(f"[generate] {len(rows)} rows x {len(seeds)} seeds; {len(done)} done, {len(todo)} to go", file=sys.stderr)
@@ -74,21 +197,19 @@ def generate(args) -> int:
         return 0
     from flex_models.extras import require
 
-    vllm = require("vllm", "`flex-judge data generate` (teacher traces)")
-    LLM, SamplingParams = vllm.LLM, vllm.SamplingParams
+    SamplingParams = require("vllm", "`flex-judge data generate` (teacher traces)").SamplingParams
 
-    llm = LLM(model=args.teacher, **json.loads(args.engine_args))
-    prompts = {i: build_prompt(rows[i]["question_body"], rows[i]["answer1_body"], rows[i]["answer2_body"], proto)
-               for i, _ in todo}
+    llm = teacher_engine(args.teacher, engine_args)
     with open(out, "a", encoding="utf-8") as f:
         for start in range(0, len(todo), args.chunk):
             part = todo[start:start + args.chunk]
-            params = [SamplingParams(temperature=samp["temperature"], top_p=samp["top_p"],
-                                     max_tokens=args.max_tokens or samp["max_tokens"], seed=s) for _, s in part]
+            params = [SamplingParams(temperature=settings["temperature"], top_p=settings["top_p"],
+                                     max_tokens=settings["max_tokens"], seed=s) for _, s in part]
             outs = llm.generate([prompts[i] for i, _ in part], params, use_tqdm=False)
             for (i, s), o in zip(part, outs):
                 f.write(json.dumps({"row": i, "seed": s, "prompt": prompts[i], "text": o.outputs[0].text,
-                                    "n_tokens": len(o.outputs[0].token_ids), "gold": gold_pair(rows[i])}) + "\n")
+                                    "n_tokens": len(o.outputs[0].token_ids), "gold": golds[i],
+                                    "settings": settings}) + "\n")
             f.flush()
             print(f"[generate] {min(start + args.chunk, len(todo))}/{len(todo)}", file=sys.stderr)
     return 0
@@ -127,7 +248,7 @@ def filter_traces(traces: list[dict], max_rows: int) -> tuple[list[dict], Counte
 
 
 def filter_cmd(args) -> int:
-    traces = [json.loads(l) for l in open(args.input, encoding="utf-8") if l.strip()]
+    traces = [r for _, r in read_objects(args.input, ("prompt", "text"), args.bad_lines)]
     rows, why = filter_traces(traces, args.max_rows)
     with open(args.out, "w", encoding="utf-8") as f:
         f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
@@ -155,8 +276,14 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--out", required=True)
     f.add_argument("--max-rows", type=int, default=1000)
     f.add_argument("--report", help="also write the counts per reason as JSON here")
+    f.add_argument("--bad-lines", choices=("error", "skip"), default="error",
+                   help="lines that are not trace objects: stop with file:line (default) or skip and report them")
     args = p.parse_args(argv)
-    return generate(args) if args.cmd == "generate" else filter_cmd(args)
+    try:
+        return generate(args) if args.cmd == "generate" else filter_cmd(args)
+    except (PipelineError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

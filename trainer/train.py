@@ -3,10 +3,12 @@
     python -m trainer --config trainer/configs/tiny_cpu.yaml [--key value ...]
     accelerate launch --config_file trainer/configs/accelerate_1gpu.yaml -m trainer --config trainer/configs/flex_vl.yaml
     python -m trainer --config ... --resume          # continue from output_dir/checkpoints/last
+    python -m trainer --config ... --overwrite       # start over in an output_dir holding an earlier run
 
 main() parses the config, builds (data, model, optimizer), trains and saves:
   output_dir/config.yaml        resolved config          output_dir/train_log.jsonl   one record per step
-  output_dir/checkpoints/step-N crash-safe train state   output_dir/loss.png          loss curve
+  output_dir/checkpoints/step-N crash-safe train state (safetensors + JSON, trainer/checkpoint.py)
+  output_dir/loss.png           loss curve
   output_dir/model/             the HF checkpoint (full Qwen2.5-VL, or full Qwen2.5-Omni with the
                                 trained thinker put back), tokenizer/processor files, flex_train_config.yaml
 
@@ -28,9 +30,10 @@ from pathlib import Path
 
 import torch
 
+from trainer import checkpoint as C
 from trainer import data as D
 from trainer import modeling as M
-from trainer.config import TrainConfig, config_dict, load_config, save_config
+from trainer.config import ConfigError, TrainConfig, config_dict, load_config, save_config
 
 
 def lr_factor(step: int, total: int, warmup: int, kind: str, min_ratio: float) -> float:
@@ -113,7 +116,6 @@ class Run:
         # the scheduler is stepped by us once per optimizer step (not prepared: accelerate would
         # step it once per process), and checkpointed with the rest of the state
         self.lm, self.opt = accelerator.prepare(lm, optimizer)
-        accelerator.register_for_checkpointing(self.scheduler)
         self.history: list[dict] = []
         self.start = 0
         self.peak = peak_flops(cfg)
@@ -199,10 +201,9 @@ class Run:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
         acc.wait_for_everyone()
-        acc.save_state(str(tmp), safe_serialization=False)
+        C.save(acc, tmp, self.lm, self.opt, self.scheduler, step, self.history,
+               lambda path: save_config(self.cfg, path))
         if acc.is_main_process:
-            (tmp / "meta.json").write_text(json.dumps({"step": step, "history": self.history}))
-            save_config(self.cfg, tmp / "config.yaml")
             M.fsync_tree(tmp)
             shutil.rmtree(final, ignore_errors=True)
             os.rename(tmp, final)
@@ -210,25 +211,27 @@ class Run:
             pointer.write_text(final.name)
             with open(pointer, "rb") as fh:
                 os.fsync(fh.fileno())
-            os.replace(pointer, ck / "last")
-            _fsync_dir(ck)
-            for old in sorted(ck.glob("step-*"), key=lambda p: int(p.name.split("-")[1]))[:-self.cfg.keep_checkpoints]:
+            os.replace(pointer, ck / C.POINTER)
+            C.fsync_dir(ck)
+            for old in C.step_folders(ck)[self.cfg.keep_checkpoints:]:
                 shutil.rmtree(old)
         acc.wait_for_everyone()
 
     def load_checkpoint(self):
+        """Resume from checkpoints/last (or resume_from): safetensors + JSON only, never pickle."""
         ck = self.out / "checkpoints"
-        if not (ck / "last").exists():
-            raise FileNotFoundError(f"--resume: no checkpoint under {ck} (no 'last' pointer)")
-        path = ck / (ck / "last").read_text().strip()
+        path = C.resolve(ck, self.cfg.resume_from)
+        C.check_intact(path, ck)
         saved = load_config(str(path / "config.yaml"))
         for key in ("train_file", "per_device_batch", "grad_accum", "seed", "max_length", "epochs", "max_steps"):
             if getattr(saved, key) != getattr(self.cfg, key):
                 raise ValueError(f"--resume: config key '{key}' is {getattr(self.cfg, key)!r} but the checkpoint "
                                  f"{path} was trained with {getattr(saved, key)!r}; the data order would differ")
-        self.acc.load_state(str(path))
-        meta = json.loads((path / "meta.json").read_text())
-        self.start, self.history = meta["step"], meta["history"]
+        state = C.load(self.acc, path, ck, self.lm, self.opt, self.scheduler)
+        self.start, self.history = state["step"], state["history"]
+        if state["ignored"]:
+            self.acc.print(f"[resume] ignored files not written by the trainer (never opened): "
+                           f"{', '.join(state['ignored'])} in {path}")
         self.acc.print(f"[resume] from {path} at step {self.start}")
 
     # ---------------------------------------------------------------- export
@@ -247,12 +250,6 @@ class Run:
             save_config(cfg, out / "flex_train_config.yaml")
         acc.wait_for_everyone()
         return out
-
-
-def _fsync_dir(path: Path):
-    fd = os.open(path, os.O_RDONLY)
-    os.fsync(fd)
-    os.close(fd)
 
 
 def plot_loss(history: list[dict], path: Path):
@@ -289,15 +286,66 @@ def make_accelerator(cfg: TrainConfig):
     return acc
 
 
+def _at(cfg: TrainConfig, key: str) -> str:
+    """'file.yaml:LINE: config key 'k'' when the key came from a YAML file, else "config key 'k' (--k)"."""
+    where = cfg.where(key)
+    return f"{where}: config key '{key}'" if ":" in where else f"config key '{key}' ({where})"
+
+
+def preflight(cfg: TrainConfig) -> str:
+    """Checks that need no weights: the output folder, the data file, the model (-> its family).
+    Errors name the setting and, for keys set in a YAML file, its file and line."""
+    out, ck = Path(cfg.output_dir), Path(cfg.output_dir) / "checkpoints"
+    finished = out / "model" / "flex_train_config.yaml"
+    if not cfg.resume and not cfg.overwrite:
+        if finished.exists():
+            raise ConfigError(f"{_at(cfg, 'output_dir')}: {out} already holds a finished run ({finished}); "
+                              "pass --overwrite to train again there (its model/ and checkpoints/ are deleted) "
+                              "or choose another output_dir", "output_dir")
+        if (ck / C.POINTER).exists() or C.step_folders(ck):
+            raise ConfigError(f"{_at(cfg, 'output_dir')}: {out} holds checkpoints of an unfinished run ({ck}); "
+                              "pass --resume to continue it or --overwrite to start over", "output_dir")
+    if cfg.save_every or cfg.resume:
+        kind = "DeepSpeed" if os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() in ("1", "true") else None
+        if kind:
+            raise ConfigError(f"{_at(cfg, 'save_every')}: checkpoints under DeepSpeed are not supported (its format "
+                              "is pickle); use trainer/configs/accelerate_fsdp.yaml for resumable runs", "save_every")
+    if not Path(cfg.train_file).is_file():
+        raise ConfigError(f"{_at(cfg, 'train_file')}: {cfg.train_file} is not a file", "train_file")
+    model = Path(cfg.model).expanduser()
+    if model.exists() and not (model / "config.json").is_file():
+        raise ConfigError(f"{_at(cfg, 'model')}: {model} has no config.json (not a Hugging Face checkpoint folder)")
+    if not model.exists() and (cfg.model.startswith((".", "/", "~")) or cfg.model.count("/") != 1):
+        raise ConfigError(f"{_at(cfg, 'model')}: {cfg.model} does not exist (neither a local checkpoint folder "
+                          "nor a hub id 'org/name')")
+    try:
+        return M.detect_family(cfg.model, cfg.family)
+    except OSError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"{_at(cfg, 'model')}: cannot load {cfg.model!r}: not a local checkpoint folder and "
+                          f"not found on the hub or in its cache ({first})") from None
+
+
+def _clear_output(out: Path):
+    """--overwrite: remove what an earlier run left (only the files the trainer writes)."""
+    for sub in ("model", "checkpoints"):
+        shutil.rmtree(out / sub, ignore_errors=True)
+    for f in ("train_log.jsonl", "loss.png"):
+        (out / f).unlink(missing_ok=True)
+
+
 def run(cfg: TrainConfig) -> dict:
     from accelerate.utils import set_seed
     from transformers import AutoTokenizer
 
-    family = M.detect_family(cfg.model, cfg.family)  # config errors before any weights load
+    family = preflight(cfg)  # config, data-file, model and output-folder errors before any weights load
     acc = make_accelerator(cfg)
     set_seed(cfg.seed)
     tokenizer = AutoTokenizer.from_pretrained(cfg.model)
     samples = D.load_samples(cfg.train_file, tokenizer, cfg.max_length, cfg.bad_rows, cfg.append_eos, log=acc.print)
+    if cfg.overwrite and acc.is_main_process:  # only once the data is known to be good
+        _clear_output(Path(cfg.output_dir))
+    acc.wait_for_everyone()
     full, lm = M.load_for_training(cfg.model, family, cfg.attn_implementation,
                                    gradient_checkpointing=cfg.gradient_checkpointing, chunk=cfg.loss_chunk_tokens,
                                    checkpoint_layers=cfg.checkpoint_layers, compile_layers=cfg.compile_layers)
