@@ -8,7 +8,11 @@ question + two answers; benchmarks/gpu/task), temperature 0.6, top_p 0.95, max_n
   (b) raw    vLLM alone with the flex model's engine kwargs on the same prompts + images
   (c) peer   lmms-eval's `qwen2_5_vl` (transformers generate), several batch sizes
   (d) roofline of the same shapes (benchmarks/gpu/roofline.py)
-Each measurement runs in its own process; peak GPU memory is polled from NVML meanwhile.
+  sweep   engine-setting variants on the same requests (--sweep), A/B probes inside the flex
+          process (--ab), a torch profile of decode steps (--profile-dir), 2-GPU runs via
+          --flex-arg data_parallel_size=2 / tensor_parallel_size=2 and --tag (benchmarks/gpu/x2_call.sh)
+Each measurement runs in its own process; peak GPU memory is polled from NVML meanwhile (all GPUs).
+The results JSON carries flex_over_raw and dp_speedup at its top level (None when not measured).
 
   GPU (device tool, vLLM bundle staged; see benchmarks/gpu/README.md):
     python benchmarks/inference_gpu.py --mode gpu --parts hw,peer --out-json $OUT/a.json
@@ -44,7 +48,13 @@ MODES = {
 }
 SAMPLING = dict(temperature=0.6, top_p=0.95, seed=0)  # protocol sampling; seed = flex's default
 FLEX_ARGS = {"backend": "vllm", "limit_mm_per_prompt": "image:1;video:0"}  # VL-RewardBench: 1 image
-TARGETS = {"flex_over_raw": 0.9, "flex_over_peer": 10.0, "decode_over_roofline": 0.5}
+TARGETS = {"flex_over_raw": 0.97, "flex_over_peer": 10.0, "decode_over_roofline": 0.5, "dp_speedup": 1.85}
+TARGETS["startup_minus_raw_init_s"] = 15.0
+LOWER_IS_BETTER = {"startup_minus_raw_init_s"}
+# engine settings tried by the `sweep` part (each on top of flex's engine_kwargs; see docs/benchmarks.md)
+SWEEP = [{"name": "fp8_kv", "kv_cache_dtype": "fp8"}, {"name": "block_128", "block_size": 128},
+         {"name": "no_prefix_caching", "enable_prefix_caching": False},
+         {"name": "batched_tokens_64k", "max_num_batched_tokens": 65536}]
 
 
 # ----------------------------------------------------------------------------- processes
@@ -58,8 +68,8 @@ class GpuMemPoller:
             import pynvml
 
             pynvml.nvmlInit()
-            self._h = pynvml.nvmlDeviceGetHandleByIndex(0)
-            self._read = lambda: pynvml.nvmlDeviceGetMemoryInfo(self._h).used
+            hs = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
+            self._read = lambda: [pynvml.nvmlDeviceGetMemoryInfo(h).used for h in hs]
         except Exception:
             self._read = None
 
@@ -72,13 +82,13 @@ class GpuMemPoller:
 
     def _loop(self):
         while not self._stop.wait(self.period):
-            self.peak = max(self.peak, self._read())
+            self.peak = [max(a, b) for a, b in zip(self.peak, self._read())]
 
     def __exit__(self, *exc):
         self._stop.set()
         if self._read:
             self._t.join()
-            self.peak = max(self.peak, self._read())
+            self.peak = [max(a, b) for a, b in zip(self.peak, self._read())]
 
 
 class Worker:
@@ -86,7 +96,7 @@ class Worker:
 
     def __init__(self, worker: str, spec: dict, workdir: Path, log_dir: Path, timeout: float, tag: str):
         self.tag, self.timeout = tag, timeout
-        self.spec = dict(spec, worker=worker, result_path=str(workdir / f"result-{tag}.json"))
+        self.spec = dict(spec, worker=worker, tag=tag, result_path=str(workdir / f"result-{tag}.json"))
         spec_path = workdir / f"spec-{tag}.json"
         spec_path.write_text(json.dumps(self.spec, indent=1))
         Path(self.spec["result_path"]).unlink(missing_ok=True)
@@ -119,8 +129,10 @@ class Worker:
         res = {"ok": False, "error": f"worker exit {rc}, no result (see {self.log.name})"}
         if Path(self.spec["result_path"]).exists():
             res = json.loads(Path(self.spec["result_path"]).read_text())
+        # every GPU on the machine (NVML ignores CUDA_VISIBLE_DEVICES); the headline is the busiest one
         res.update(spawn=self.spawn, exit=time.time(), rc=rc, log=self.log.name,
-                   gpu_mem_peak_bytes=self.mem.peak, gpu_mem_base_bytes=self.mem.base)
+                   gpu_mem_peak_bytes=max(self.mem.peak) if self.mem.peak else None,
+                   gpu_mem_peak_bytes_per_gpu=self.mem.peak, gpu_mem_base_bytes_per_gpu=self.mem.base)
         status = "ok" if res.get("ok") else f"FAILED: {res.get('error', '')[:300]}"
         print(f"[bench] {self.tag}: {status} ({time.time() - self.spawn:.1f} s)", flush=True)
         if not res.get("ok"):
@@ -138,6 +150,7 @@ def _model_args_str(d: dict) -> str:
 
 def measure(args) -> dict:
     cfg = MODES[args.mode]
+    t_start = time.time()
     workdir = Path(args.workdir or (tempfile.mkdtemp(prefix="flexbench-")))
     workdir.mkdir(parents=True, exist_ok=True)
     log_dir = Path(args.log_dir or workdir)
@@ -150,7 +163,7 @@ def measure(args) -> dict:
     out = {"meta": {"mode": args.mode, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                     "machine_kind": args.machine_kind, "workload": dict(common, parts=parts)}, "parts": {}}
 
-    need_weights = any(p in parts for p in ("peer", "raw", "flex"))
+    need_weights = args.mode == "gpu" or any(p in parts for p in ("peer", "raw", "flex", "sweep"))
     ck_spec = {"kind": cfg["ckpt"], "root": str(workdir), "weights": need_weights}
     if args.ckpt:  # a ready checkpoint (e.g. the tests' tiny_vl fixture)
         ck = {"ok": True, "path": str(Path(args.ckpt).resolve()), "given": True}
@@ -172,14 +185,18 @@ def measure(args) -> dict:
         if part == "hw":
             job = ("hw", {})
         elif part == "raw":
-            job = ("raw", dict(common, model_args=flex_args))
+            job = ("raw", dict(common, model_args=flex_args, profile_dir=args.profile_dir,
+                               raw_runs=args.raw_runs.split(",")))
         elif part == "flex":
-            job = ("lmms", dict(common, model="flex", model_args_str=_model_args_str(flex_args)))
+            job = ("lmms", dict(common, model="flex", model_args_str=_model_args_str(flex_args), ab=args.ab))
+        elif part == "sweep":
+            job = ("sweep", dict(common, model_args=flex_args, variants=args.sweep, deadline=t_start + args.sweep_budget_s,
+                                 ignore_eos=args.sweep_ignore_eos, **({"n": args.sweep_n} if args.sweep_n else {})))
         elif part == "peer":
             job = ("lmms", dict(common, model="qwen2_5_vl", **_peer_spec(args, cfg, ckpt)))
         else:
-            raise SystemExit(f"unknown part {part!r}; allowed: hw, raw, flex, peer")
-        jobs.append((part, job))
+            raise SystemExit(f"unknown part {part!r}; allowed: hw, raw, flex, peer, sweep")
+        jobs.append((part + args.tag, job))
     if args.parallel:  # CPU smoke only: timings are meaningless there, wall time is what matters
         os.environ.setdefault("OMP_NUM_THREADS", "1")
         started = [(part, Worker(w, spec, workdir, log_dir, timeout, part)) for part, (w, spec) in jobs]
@@ -190,7 +207,8 @@ def measure(args) -> dict:
     if not args.parallel:
         out["meta"]["shapes"] = _shapes(ckpt)
     for part, (w, spec) in ([] if args.parallel else jobs):
-        out["parts"][part] = run_worker(w, spec, workdir, log_dir, timeout, part)
+        t = timeout if w != "sweep" else max(60.0, spec["deadline"] + 60 - time.time())
+        out["parts"][part] = run_worker(w, spec, workdir, log_dir, t, part)
         _save(out, args)
     return out
 
@@ -224,49 +242,91 @@ def _rate(n, s):
     return n / s if n and s and s > 0 else None
 
 
+def _raw_row(raw: dict, T: int, tag: str) -> dict | None:
+    if not (raw.get("ok") and "main" in raw.get("runs", {})):
+        return None
+    m = raw["runs"]["main"]
+    phase = m["end"] - m["submit"]
+    row = {"label": f"(b) vLLM alone, same requests{tag}", "n": m["requests"], "request_phase_s": phase,
+           "judgments_per_s": _rate(m["requests"], phase), "out_tokens_per_s": _rate(m["out_tokens"], phase),
+           "out_tokens": m["out_tokens"], "prompt_tokens_mean": m["prompt_tokens_mean"],
+           "ttfr_launch_s": m["end"] - raw["spawn"], "ttfr_submit_s": m["end"] - m["submit"],
+           "engine_first_done_s": m["first_done"] - m["submit"],
+           "import_s": raw["events"]["init_start"] - raw["spawn"],
+           "init_s": raw["events"]["init_end"] - raw["events"]["init_start"],
+           "launch_to_engine_ready_s": raw["events"]["init_end"] - raw["spawn"],
+           "e2e_s": m["end"] - raw["spawn"], "gpu_mem_peak_bytes": raw.get("gpu_mem_peak_bytes"),
+           "engine": raw.get("engine"),
+           "main_sends": "flex's own SamplingParams" if "flex_sampling_params" in m.get("sampling", {})
+           else f"one SamplingParams {m.get('sampling')}"}
+    for name in ("seeded", "no_seed", "ignore_eos", "prefill_only"):
+        r = raw["runs"].get(name)
+        if r:
+            row[f"{name}_s"] = r["end"] - r["submit"]
+    if "prefill_only" in raw["runs"] and T > 1:
+        dec = phase - row["prefill_only_s"]  # decode time ~ main run minus a prefill-only run of the same shape
+        row["decode_s_est"] = dec
+        row["decode_tokens_per_s_est"] = _rate(m["requests"] * (T - 1), dec)
+    return row
+
+
+def _flex_row(flex: dict, tag: str) -> dict | None:
+    if not (flex.get("ok") and flex.get("runs") and flex["runs"][0].get("ok")):
+        return None
+    r = flex["runs"][0]
+    ab_s = r.get("ab_s") or 0.0  # the A/B probe's calls ran inside lmms-eval's request phase: not flex's
+    phase = r["evaluate_end"] - r["evaluate_start"] - ab_s
+    row = {"label": f"(a) flex via lmms-eval CLI{tag}", "n": r["requests"], "request_phase_s": phase,
+           "judgments_per_s": _rate(r["requests"], phase), "out_tokens_per_s": _rate(r["out_tokens"], phase),
+           "out_tokens": r["out_tokens"], "prompt_tokens_mean": r["prompt_tokens_mean"],
+           "engine_calls": r["engine_calls"],
+           "ttfr_launch_s": r["first_engine_end"] - flex["spawn"] - r.get("ab_pre_s", 0.0),
+           "ttfr_submit_s": r["first_engine_end"] - r["evaluate_start"] - r.get("ab_pre_s", 0.0),
+           "engine_first_done_s": (r["first_done"] or r["first_engine_end"]) - r["first_engine_start"],
+           "engine_s": r["engine_s"], "flex_prepare_s": r.get("flex_prepare_s"),
+           "lmms_other_s": phase - r["engine_s"] - (r.get("flex_prepare_s") or 0),
+           "startup_s": r["evaluate_start"] - flex["spawn"],
+           "e2e_s": r["end"] - flex["spawn"] - ab_s, "gpu_mem_peak_bytes": flex.get("gpu_mem_peak_bytes"),
+           "gpu_mem_peak_bytes_per_gpu": flex.get("gpu_mem_peak_bytes_per_gpu")}
+    row["judgments_per_s_engine_only"] = _rate(r["requests"], r["engine_s"])
+    st = r.get("startup") or {}
+
+    def span(k):
+        c = st.get(k) or []
+        return (c[0]["end"] - c[0]["start"]) if c and c[0].get("end") else None
+
+    row["startup_breakdown_s"] = {
+        "python_imports": flex["events"].get("lmms_main_start", flex["spawn"]) - flex["spawn"],
+        "task_index": span("task_index"), "model_init": span("model_init"), "engine_init": span("engine_init"),
+        "task_load": span("task_load"), "dp_wait_ready": span("dp_wait_ready"),
+        "evaluate_start_to_first_engine_call": r["first_engine_start"] - r["evaluate_start"] - r.get("ab_pre_s", 0.0),
+    }
+    if r.get("ab"):
+        row["ab"] = r["ab"]
+        row["ab_flex_engine_s"] = r["engine_s"]
+    if r.get("dp"):
+        row["dp"] = r["dp"]
+    return row
+
+
 def summarize(out: dict) -> dict:
     parts, meta = out["parts"], out["meta"]
     wl = meta["workload"]
     n, T = wl["n"], wl["max_tokens"]
     rows, s = {}, {}
+    for key, part in parts.items():
+        if key.startswith("raw"):
+            row = _raw_row(part, T, key[3:])
+        elif key.startswith("flex"):
+            row = _flex_row(part, key[4:])
+        else:
+            continue
+        if row:
+            rows[key] = row
     raw = parts.get("raw") or {}
-    if raw.get("ok") and "main" in raw.get("runs", {}):
-        m = raw["runs"]["main"]
-        phase = m["end"] - m["submit"]
-        rows["raw"] = {"label": "(b) vLLM alone, same requests", "n": m["requests"], "request_phase_s": phase,
-                       "judgments_per_s": _rate(m["requests"], phase), "out_tokens_per_s": _rate(m["out_tokens"], phase),
-                       "out_tokens": m["out_tokens"], "prompt_tokens_mean": m["prompt_tokens_mean"],
-                       "ttfr_launch_s": m["end"] - raw["spawn"], "ttfr_submit_s": m["end"] - m["submit"],
-                       "engine_first_done_s": m["first_done"] - m["submit"],
-                       "init_s": raw["events"]["init_end"] - raw["events"]["init_start"],
-                       "e2e_s": m["end"] - raw["spawn"], "gpu_mem_peak_bytes": raw.get("gpu_mem_peak_bytes")}
-        for name in ("no_seed", "prefill_only"):
-            r = raw["runs"].get(name)
-            if r:
-                rows["raw"][f"{name}_s"] = r["end"] - r["submit"]
-        if "prefill_only" in raw["runs"]:
-            pre = raw["runs"]["prefill_only"]["end"] - raw["runs"]["prefill_only"]["submit"]
-            dec = phase - pre  # decode time ~ main run minus a prefill-only run of the same shape
-            rows["raw"]["decode_s_est"] = dec
-            rows["raw"]["decode_tokens_per_s_est"] = _rate(m["requests"] * (T - 1), dec) if T > 1 else None
-            if "no_seed" in raw["runs"]:
-                ns = raw["runs"]["no_seed"]
-                rows["raw"]["decode_tokens_per_s_est_no_seed"] = _rate(m["requests"] * (T - 1), ns["end"] - ns["submit"] - pre)
-    flex = parts.get("flex") or {}
-    if flex.get("ok") and flex.get("runs") and flex["runs"][0].get("ok"):
-        r = flex["runs"][0]
-        phase = r["evaluate_end"] - r["evaluate_start"]
-        rows["flex"] = {"label": "(a) flex via lmms-eval CLI", "n": r["requests"], "request_phase_s": phase,
-                        "judgments_per_s": _rate(r["requests"], phase), "out_tokens_per_s": _rate(r["out_tokens"], phase),
-                        "out_tokens": r["out_tokens"], "prompt_tokens_mean": r["prompt_tokens_mean"],
-                        "ttfr_launch_s": r["first_engine_end"] - flex["spawn"],
-                        "ttfr_submit_s": r["first_engine_end"] - r["evaluate_start"],
-                        "engine_first_done_s": (r["first_done"] or r["first_engine_end"]) - r["first_engine_start"],
-                        "engine_s": r["engine_s"], "flex_prepare_s": r.get("flex_prepare_s"),
-                        "lmms_other_s": phase - r["engine_s"] - (r.get("flex_prepare_s") or 0),
-                        "startup_s": r["evaluate_start"] - flex["spawn"],
-                        "e2e_s": r["end"] - flex["spawn"], "gpu_mem_peak_bytes": flex.get("gpu_mem_peak_bytes")}
-        rows["flex"]["judgments_per_s_engine_only"] = _rate(r["requests"], r["engine_s"])
+    sweep = parts.get("sweep") or {}
+    if sweep.get("variants"):
+        s["sweep"] = sweep["variants"]
     peer = parts.get("peer") or {}
     if peer.get("ok"):
         runs = []
@@ -294,9 +354,12 @@ def summarize(out: dict) -> dict:
     sh = meta.get("shapes")
     if sh:
         shapes = roofline.Shapes(**{k: sh[k] for k in roofline.Shapes.__dataclass_fields__})
-        prompt = (rows.get("raw") or rows.get("flex") or {}).get("prompt_tokens_mean") or 0
+        # only sweep rows of this workload's size count against its roofline
+        sweep_ok = [v for v in s.get("sweep", []) if v.get("decode_tokens_per_s_est") and v.get("requests") == n]
+        prompt = ((rows.get("raw") or rows.get("flex") or {}).get("prompt_tokens_mean")
+                  or (sweep_ok[0]["prompt_tokens_mean"] if sweep_ok else 0))
         batch = n
-        eng = raw.get("engine") or {}
+        eng = raw.get("engine") or (sweep_ok[0].get("engine") if sweep_ok else None) or {}
         if eng.get("max_num_seqs"):
             batch = min(batch, eng["max_num_seqs"])
         if eng.get("num_gpu_blocks") and eng.get("block_size") and prompt:
@@ -316,19 +379,38 @@ def summarize(out: dict) -> dict:
     # targets
     t = {}
     if "flex" in rows and "raw" in rows:
-        t["flex_over_raw"] = rows["flex"]["judgments_per_s"] / rows["raw"]["judgments_per_s"]
-        t["flex_over_raw_e2e"] = rows["raw"]["e2e_s"] / rows["flex"]["e2e_s"]
+        f, r = rows["flex"], rows["raw"]
+        # with --ab, flex's call ran third on its engine (prefix and media caches warm): not comparable
+        name = "flex_over_raw" if not f.get("ab") else "flex_over_raw_after_ab_warm_caches_not_comparable"
+        t[name] = f["judgments_per_s"] / r["judgments_per_s"]
+        t["flex_over_raw_e2e"] = r["e2e_s"] / f["e2e_s"]
+        # start-up: launch of lmms-eval to its first request entering the engine, vs LLM() alone
+        first_req = f["startup_s"] + f["startup_breakdown_s"]["evaluate_start_to_first_engine_call"]
+        t["startup_minus_raw_init_s"] = first_req - r["init_s"]
+        t["startup_minus_raw_launch_to_ready_s"] = first_req - r["launch_to_engine_ready_s"]
     if "flex" in rows and "peer" in rows:
         t["flex_over_peer"] = rows["flex"]["judgments_per_s"] / rows["peer"]["judgments_per_s"]
-    if "raw" in rows and "roofline" in s and rows["raw"].get("decode_tokens_per_s_est"):
-        for k, d in s["roofline"]["decode"].items():
-            t[f"decode_over_roofline_{k}"] = rows["raw"]["decode_tokens_per_s_est"] / d["tokens_per_s"]
-        t["decode_over_roofline"] = t["decode_over_roofline_measured_3.0TBps"]
+    for key, name in (("flex_dp2", "dp_speedup"), ("flex_tp2", "tp2_speedup")):
+        if "flex" in rows and key in rows:
+            t[name] = rows[key]["judgments_per_s"] / rows["flex"]["judgments_per_s"]  # request phase
+            t[f"{name}_launch_to_end"] = rows["flex"]["e2e_s"] / rows[key]["e2e_s"]
+    if "roofline" in s:
+        best = max([rows.get("raw", {}).get("decode_tokens_per_s_est") or 0]
+                   + [v["decode_tokens_per_s_est"] for v in sweep_ok])
+        if best:
+            for k, d in s["roofline"]["decode"].items():
+                t[f"decode_over_roofline_{k}"] = best / d["tokens_per_s"]
+            t["decode_over_roofline"] = t.get("decode_over_roofline_this_gpu_copy",
+                                              t["decode_over_roofline_measured_3.0TBps"])
     for k in TARGETS:
         t.setdefault(k, None)  # not measured in this run: reported as such
     s["targets"] = {k: {"value": v, "target": TARGETS.get(k),
-                        "met": (v >= TARGETS[k]) if k in TARGETS and v is not None else None}
+                        "met": ((v <= TARGETS[k]) if k in LOWER_IS_BETTER else (v >= TARGETS[k]))
+                        if k in TARGETS and v is not None else None}
                     for k, v in t.items()}
+    # the ratios the issue asks for, at the top level of the results JSON
+    out["flex_over_raw"] = t.get("flex_over_raw")
+    out["dp_speedup"] = t.get("dp_speedup")
     s["rows"] = rows
     return s
 
@@ -346,17 +428,18 @@ def markdown(out: dict) -> str:
     meta, s = out["meta"], out.get("summary") or summarize(out)
     wl = meta["workload"]
     vers = {}
-    for p in ("raw", "flex", "peer"):
+    for p in [k for k in out["parts"] if k != "ckpt"]:
         vers.update({k: v for k, v in ((out["parts"].get(p) or {}).get("versions") or {}).items() if v})
     hw = out["parts"].get("hw") or {}
     lines = [f"# Flex-VL-7B-shaped judging: inference benchmark ({meta['mode']})", "",
              f"- date: {meta['date']}; machine: {meta.get('machine_kind') or '?'} ({hw.get('gpu', 'no GPU')})",
              f"- versions: " + ", ".join(f"{k} {v}" for k, v in sorted(vers.items())),
-             f"- workload: {wl['n']} judgments, one {wl['image']}x{wl['image']} image, ~{_fmt((s['rows'].get('raw') or {}).get('prompt_tokens_mean'), 0)} "
+             f"- workload: {wl['n']} judgments, one {wl['image']}x{wl['image']} image, ~{_fmt((s['rows'].get('raw') or s['rows'].get('flex') or {}).get('prompt_tokens_mean'), 0)} "
              f"prompt tokens (image + text), {wl['max_tokens']} new tokens, temperature {wl['temperature']}, top_p {wl['top_p']}; random bf16 weights",
              "", "| setting | n | judgments/s | output tok/s | peak GPU mem (GiB) | first result after launch (s) | first result after submit (s) |",
              "|---|---:|---:|---:|---:|---:|---:|"]
-    for key in ("flex", "raw", "peer", "roofline"):
+    order = [k for pre in ("flex", "raw", "peer", "roofline") for k in s["rows"] if k.startswith(pre)]
+    for key in order:
         r = s["rows"].get(key)
         if not r:
             continue
@@ -376,16 +459,39 @@ def markdown(out: dict) -> str:
 def _details(s: dict, wl: dict) -> list[str]:
     rows, out = s["rows"], []
     f, r, p = rows.get("flex"), rows.get("raw"), rows.get("peer")
-    if f:
-        out.append(f"(a) request phase {_fmt(f['request_phase_s'])} s = flex render+media {_fmt(f['flex_prepare_s'])} s"
-                   f" + one LLM.generate {_fmt(f['engine_s'])} s + lmms-eval other {_fmt(f['lmms_other_s'])} s;"
-                   f" launch to first request {_fmt(f['startup_s'], 1)} s; {f['out_tokens']:,} output tokens")
-    if r:
-        out.append(f"(b) LLM.generate {_fmt(r['request_phase_s'])} s with a seed per request (as flex sends),"
-                   f" {_fmt(r.get('no_seed_s'))} s without, prefill-only {_fmt(r.get('prefill_only_s'))} s"
-                   f" (max_tokens=1); engine init {_fmt(r['init_s'], 1)} s; {r['out_tokens']:,} output tokens")
-        out.append(f"decode estimate (generate - prefill-only): {_fmt(r.get('decode_tokens_per_s_est'), 0)} tok/s seeded,"
-                   f" {_fmt(r.get('decode_tokens_per_s_est_no_seed'), 0)} tok/s unseeded")
+    for key in [k for k in rows if k.startswith("flex")]:
+        f = rows[key]
+        out.append(f"{key}: request phase {_fmt(f['request_phase_s'])} s = flex rendering {_fmt(f['flex_prepare_s'])} s"
+                   f" + {f['engine_calls']} engine loop(s) (media decoding, engine, journal) {_fmt(f['engine_s'])} s"
+                   f" + lmms-eval other {_fmt(f['lmms_other_s'])} s;"
+                   f" launch to evaluate() {_fmt(f['startup_s'], 1)} s; {f['out_tokens']:,} output tokens")
+        out.append(f"{key} start-up (s): " + ", ".join(f"{k} {_fmt(v, 1)}" for k, v in f["startup_breakdown_s"].items()
+                                                    if v is not None))
+        for ab in f.get("ab") or []:
+            out.append(f"{key} same engine, same process: {ab['name']} {_fmt(ab['s'])} s for {ab['requests']} requests"
+                       f" ({_fmt(ab['requests'] / ab['s'])} judgments/s); flex's own path after it: {_fmt(f['engine_s'])} s in LLM.generate")
+        for pool in f.get("dp") or []:
+            ready = "; ".join(f"worker {w['rank']} (GPUs {w['gpus']}) engine {_fmt(w['init_end'] - w['init_start'], 1)} s"
+                              for w in pool["ready"] if w)
+            out.append(f"{key} data-parallel pool of {pool['workers']}: {ready}; {len(pool['calls'])} generate call(s)")
+            for c in pool["calls"]:
+                out.append(f"{key}   call of {c['requests']} requests {_fmt(c['end'] - c['start'])} s: " + "; ".join(
+                    f"worker {w['rank']} {w['requests']} requests, engine {_fmt(w['engine_s'])} s, {w['out_tokens']:,} tokens"
+                    for w in c["workers"]))
+    for key in [k for k in rows if k.startswith("raw")]:
+        r = rows[key]
+        out.append(f"{key}: LLM.generate {_fmt(r['request_phase_s'])} s with {r['main_sends']},"
+                   f" {_fmt(r.get('ignore_eos_s'))} s with ignore_eos=True, {_fmt(r.get('seeded_s'))} s seeded, prefill-only {_fmt(r.get('prefill_only_s'))} s"
+                   f" (max_tokens=1); import {_fmt(r['import_s'], 1)} s, engine init {_fmt(r['init_s'], 1)} s;"
+                   f" {r['out_tokens']:,} output tokens; decode estimate (generate - prefill-only)"
+                   f" {_fmt(r.get('decode_tokens_per_s_est'), 0)} tok/s")
+    for v in s.get("sweep") or []:
+        if v.get("error") or v.get("skipped"):
+            out.append(f"sweep {v['name']} {v['extra']}: {v.get('error') or v.get('skipped')}")
+            continue
+        out.append(f"sweep {v['name']} {v['extra']} (n={v.get('requests')}, GPU {v.get('gpus', '-')}): init {_fmt(v['init_s'], 1)} s, generate {_fmt(v['main_s'])} s"
+                   f" ({_fmt(v['judgments_per_s'])} judgments/s), prefill-only {_fmt(v['prefill_only_s'])} s,"
+                   f" decode ~{_fmt(v['decode_tokens_per_s_est'], 0)} tok/s; engine {v.get('engine')}")
     if p:
         out.append("(c) by batch size: " + "; ".join(
             f"{x['batch_size']}: " + (f"{_fmt(x.get('judgments_per_s'))} judgments/s on {x['n']}" if x.get("judgments_per_s")
@@ -415,8 +521,12 @@ def merge(paths: list[str], notes: list[str]) -> dict:
     peer_runs: dict = {}
     for o in outs:
         for k, v in o["parts"].items():
-            if v.get("ok") or k not in merged["parts"]:
-                merged["parts"][k] = v
+            if k == "sweep" and v.get("ok") and (merged["parts"].get(k) or {}).get("ok"):
+                gpus = v.get("gpus")
+                merged["parts"][k] = dict(merged["parts"][k], variants=merged["parts"][k]["variants"]
+                                          + [dict(x, gpus=gpus) for x in v["variants"]])
+            elif v.get("ok") or k not in merged["parts"]:
+                merged["parts"][k] = v if k != "sweep" else dict(v, variants=[dict(x, gpus=v.get("gpus")) for x in v["variants"]])
         peer = o["parts"].get("peer") or {}
         for r in peer.get("runs", []) if peer.get("ok") else []:
             # each run keeps its own process's start-up time and memory peak
@@ -451,6 +561,17 @@ def main(argv=None) -> int:
     ap.add_argument("--flex-arg", action="append", default=[], type=lambda s: tuple(s.split("=", 1)),
                     help="extra flex model_arg KEY=VALUE (also given to the raw engine)")
     ap.add_argument("--ckpt", help="use this checkpoint dir instead of building one")
+    ap.add_argument("--raw-runs", default="main,prefill_only",
+                    help="raw part: main (flex's exact SamplingParams), ignore_eos, seeded, prefill_only")
+    ap.add_argument("--profile-dir", help="raw part: torch-profile 10 decode steps into this absolute dir")
+    ap.add_argument("--tag", default="", help="suffix of the part names in the results (e.g. _dp2), for --merge")
+    ap.add_argument("--ab", action="store_true", help="flex part: also run the raw requests and flex's own "
+                    "requests straight into the same engine, in the same process, before lmms-eval's call")
+    ap.add_argument("--sweep", type=json.loads, default=SWEEP, help="JSON list of engine-setting variants")
+    ap.add_argument("--sweep-n", type=int, help="requests per sweep variant (default: --n)")
+    ap.add_argument("--sweep-ignore-eos", action="store_true", help="sweep with ignore_eos=True (the 2026-11-29 H200 sweep)")
+    ap.add_argument("--sweep-budget-s", type=float, default=1e6,
+                    help="seconds from this script's start by which the sweep must end (variants that would not fit are skipped)")
     ap.add_argument("--workdir", help="checkpoints and scratch (reused between calls)")
     ap.add_argument("--log-dir", help="worker logs (default: workdir)")
     ap.add_argument("--part-timeout", type=float)

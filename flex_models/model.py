@@ -66,10 +66,14 @@ class FlexJudge(lmms):
 
             self.limits = media_limits(self.args, self.family)
         self.timing = {"prepare_s": 0.0, "engine_s": 0.0, "requests": 0}
+        self.pool = None
         self._journal = None
         self._engine_id = None
         if self.args.data_parallel_size > 1:
-            self.backend = None  # engines live in per-GPU worker processes (flex_models.parallel)
+            from flex_models.parallel import start_pool
+
+            self.backend = None  # engines live in persistent per-GPU workers (flex_models.parallel)
+            self.pool = start_pool(self.args, self.checkpoint)  # they build while lmms-eval loads tasks
         else:
             self.backend = make_backend(self.args, self.checkpoint)
         log.info("flex: %s checkpoint %s on backend %s", self.family, self.args.pretrained, self.args.backend)
@@ -130,7 +134,8 @@ class FlexJudge(lmms):
         if self.args.data_parallel_size > 1:
             from flex_models.parallel import run_data_parallel
 
-            return run_data_parallel(self.args, self.checkpoint, prepared, self.args.data_parallel_size, progress)
+            return run_data_parallel(self.args, self.checkpoint, prepared, self.args.data_parallel_size, progress,
+                                     pool=self.pool)
         return self.backend.generate(prepared, progress=progress)
 
     def _stream(self, planned: list["Planned"], todo: list[int]):

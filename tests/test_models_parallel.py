@@ -34,7 +34,8 @@ def test_gpu_groups_follow_cuda_visible_devices(monkeypatch):
 
 @pytest.mark.e2e
 def test_two_cpu_workers_match_one_engine(tiny_vl):
-    """The real data-parallel path (2 worker processes, one vLLM CPU engine each) on CPU."""
+    """The real data-parallel path (2 persistent worker processes, one vLLM CPU engine each) on CPU:
+    same outputs as one engine, and a second call is served by the same workers and engines."""
     import numpy as np
     from PIL import Image
 
@@ -48,5 +49,38 @@ def test_two_cpu_workers_match_one_engine(tiny_vl):
     assert dp.backend is None  # no engine in the parent process
     prepared = [dp.prepare(msgs(s), where=f"doc {s}") for s in range(5)]
     merged = dp.generate_prepared(prepared, progress=False)
+    again = dp.generate_prepared(prepared[:3], progress=False)
+    assert [o.token_ids for o in again] == [o.token_ids for o in merged[:3]]
+    calls = dp.pool.calls
+    assert [c["requests"] for c in calls] == [5, 3]
+    pids = [w["pid"] for w in dp.pool.ready]
+    assert len(set(pids)) == 2 and [w["pid"] for w in calls[1]["workers"]] == pids  # built once, reused
+    assert [w["requests"] for w in calls[0]["workers"]] == [3, 2]
+    dp.pool.close()
+    assert all(p.poll() is not None for p in dp.pool.procs)
     single = FlexJudge(pretrained=str(tiny_vl), backend="vllm", dtype="float32", max_new_tokens=8)
     assert [o.token_ids for o in merged] == [o.token_ids for o in single.generate_prepared(prepared, progress=False)]
+
+
+@pytest.mark.e2e
+def test_pool_names_the_worker_that_cannot_build_its_engine(tiny_vl, tmp_path):
+    """A worker whose engine fails to build is reported by rank and GPUs with its traceback,
+    instead of the model process waiting forever."""
+    import shutil
+
+    from flex_models.args import parse_args
+    from flex_models.family import load_checkpoint
+    from flex_models.parallel import WorkerError, start_pool
+
+    ckpt = tmp_path / "no-weights"
+    shutil.copytree(tiny_vl, ckpt)
+    checkpoint = load_checkpoint(str(ckpt))
+    for f in ckpt.glob("*.safetensors"):
+        f.unlink()  # the config reads fine in the model process; the engines then find no weights
+    args = parse_args({"pretrained": str(ckpt), "backend": "vllm", "dtype": "float32", "data_parallel_size": 2})
+    pool = start_pool(args, checkpoint)
+    try:
+        with pytest.raises(WorkerError, match=r"data-parallel worker [01] \(GPUs \d\) failed while building its engine"):
+            pool.wait_ready()
+    finally:
+        pool.close()

@@ -54,6 +54,29 @@ class Probe:
         wrapper.__wrapped__ = orig
         setattr(owner, attr, wrapper)
 
+    def wrap_stream(self, owner, attr: str, name: str):
+        """Like wrap, for a generator of (index, Output): start at the first pull, end when
+        exhausted, first_done at the first finished request, requests and tokens counted."""
+        orig = getattr(owner, attr)
+        probe = self
+
+        def wrapper(*args, **kwargs):
+            rec = {"start": time.time(), "requests": 0, "out_tokens": 0, "prompt_tokens": 0}
+            probe.calls.setdefault(name, []).append(rec)
+            for item in orig(*args, **kwargs):
+                o = item[1]
+                if probe.first_done is None:
+                    probe.first_done = time.time()
+                rec["requests"] += 1
+                rec["out_tokens"] += sum(len(t) for t in o.token_ids)
+                rec["prompt_tokens"] += o.prompt_tokens or 0
+                yield item
+            rec["end"] = time.time()
+            rec["prompt_tokens_mean"] = rec["prompt_tokens"] / max(rec["requests"], 1)
+
+        wrapper.__wrapped__ = orig
+        setattr(owner, attr, wrapper)
+
     def tqdm_class(self):
         from tqdm import tqdm
 
@@ -73,6 +96,57 @@ def _vllm_counts(args, kwargs, out):
     prompt = [len(r.prompt_token_ids or []) for r in out]
     return {"requests": len(out), "out_tokens": toks,
             "prompt_tokens_mean": sum(prompt) / max(len(prompt), 1)}
+
+
+def _output_counts(args, kwargs, out):  # flex_models Output objects (data-parallel pool)
+    prompt = [o.prompt_tokens or 0 for o in out]
+    return {"requests": len(out), "out_tokens": sum(len(t) for o in out for t in o.token_ids),
+            "prompt_tokens_mean": sum(prompt) / max(len(prompt), 1)}
+
+
+def _install_ab(probe: Probe, spec: dict):
+    """Same process, same engine, same requests, before flex's own call: (1) the raw benchmark's
+    requests (one shared SamplingParams, ignore_eos) and (2) flex's own prompts and per-request
+    SamplingParams straight into LLM.generate. Then lmms-eval runs flex's path (3) as usual."""
+    from vllm import SamplingParams
+
+    from flex_models.backends.vllm_backend import sampling_params, vllm_prompt
+    from flex_models.model import FlexJudge
+
+    orig = FlexJudge.generate_until
+
+    def generate_until(self, requests):
+        if self.backend is None or probe.calls.get("ab"):
+            return orig(self, requests)
+        t_ab = time.time()
+        from flex_models.model import MediaCache
+
+        cache = MediaCache(self.args.audio_scaling)
+        prepared = [self.decode(p, cache) for p in self._plan_all(requests)]
+        prompts = [vllm_prompt(p) for p in prepared]
+        llm, ab = self.backend.llm, []
+        raw_sp = SamplingParams(temperature=spec["temperature"], top_p=spec["top_p"], top_k=-1,
+                                max_tokens=spec["max_tokens"], ignore_eos=True, skip_special_tokens=True)
+
+        def timed(name, params):
+            t0 = time.time()
+            outs = llm.generate(prompts, params, use_tqdm=False)
+            ab.append({"name": name, "s": time.time() - t0, **_vllm_counts(None, None, outs)})
+            print(f"[ab] {ab[-1]}", flush=True)
+
+        timed("raw_requests_first", raw_sp)
+        timed("flex_params_direct", [sampling_params(p.spec) for p in prepared])
+        probe.calls["ab"] = [{"start": t_ab, "end": time.time(), "runs": ab}]
+        probe.calls.pop("engine_generate", None)
+        probe.calls.pop("flex_prepare", None)
+        probe.first_done = None
+        out = orig(self, requests)  # flex's own path, as lmms-eval calls it
+        t_post = time.time()
+        timed("raw_requests_after_flex", raw_sp)
+        probe.calls["ab"][0]["post_s"] = time.time() - t_post
+        return out
+
+    FlexJudge.generate_until = generate_until
 
 
 def _hf_counts(args, kwargs, out):
@@ -124,6 +198,13 @@ def run_raw(spec: dict) -> dict:
 
     probe = Probe()
     kwargs = vb.engine_kwargs(parse_args(dict(spec["model_args"])), "vl")
+    kwargs.update(spec.get("engine_extra") or {})
+    if os.environ.get("FLEXBENCH_LOG_STATS"):
+        kwargs.setdefault("disable_log_stats", False)
+    if spec.get("profile_dir"):  # torch profiler over steady-state decode steps (started below, after the runs)
+        kwargs["profiler_config"] = {"profiler": "torch", "torch_profiler_dir": spec["profile_dir"],
+                                     "torch_profiler_with_stack": False, "delay_iterations": 40,
+                                     "max_iterations": 10}
     res = {"engine_kwargs": {k: v for k, v in kwargs.items()}, "events": {"import_start": t_import}}
     import torch
 
@@ -145,47 +226,152 @@ def run_raw(spec: dict) -> dict:
     n, T = spec["n"], spec["max_tokens"]
     base = dict(temperature=spec["temperature"], top_p=spec["top_p"], top_k=-1, ignore_eos=True,
                 skip_special_tokens=True)
-    runs = [("main", 0, dict(base, max_tokens=T, seed=spec["seed"])),  # what flex sends (+ ignore_eos)
-            ("no_seed", n, dict(base, max_tokens=T, seed=None)),
+    # "main" sends exactly what flex sends: one SamplingParams per request, built by flex's own code
+    # from the task's gen_kwargs (no per-request seed, EOS honoured). The other runs vary one thing.
+    from flex_models.requests import build_spec
+
+    flex_spec = build_spec({"max_new_tokens": T, "temperature": spec["temperature"], "top_p": spec["top_p"],
+                            "do_sample": True, "until": []}, T)
+    runs = [("main", 0, None),
+            ("ignore_eos", n, dict(base, max_tokens=T, seed=None)),  # what the raw runs sent before 2026-11-29
+            ("seeded", n, dict(base, max_tokens=T, seed=spec["seed"])),
             ("prefill_only", 2 * n, dict(base, max_tokens=1, seed=None))]
     res["runs"] = {}
     for name, first, sp in runs:
-        if name not in spec.get("raw_runs", [r[0] for r in runs]):
+        if name not in spec.get("raw_runs", ["main", "prefill_only"]):
             continue
         reqs = _requests(n, first, spec)
+        params = [vb.sampling_params(flex_spec) for _ in reqs] if sp is None else SamplingParams(**sp)
         probe.first_done = None
         t_sub = time.time()
-        outs = llm.generate(reqs, SamplingParams(**sp), use_tqdm=probe.tqdm_class())
+        outs = llm.generate(reqs, params, use_tqdm=probe.tqdm_class())
         t_end = time.time()
         c = _vllm_counts(None, None, outs)
+        desc = sp if sp is not None else {"flex_sampling_params": repr(params[0]), "seed": None}
         res["runs"][name] = {"submit": t_sub, "end": t_end, "first_done": probe.first_done or t_end,
-                             "sampling": {k: v for k, v in sp.items()}, **c}
+                             "sampling": {k: v for k, v in desc.items()}, **c}
+    if spec.get("profile_dir"):
+        try:  # n fresh requests; steps 40-49 are decode steps at the full batch (prefill takes ~25)
+            llm.start_profile()
+            t0 = time.time()
+            llm.generate(_requests(n, 3 * n, spec), SamplingParams(**dict(base, max_tokens=64, seed=None)), use_tqdm=False)
+            t1 = time.time()
+            llm.stop_profile()
+            res["profile"] = {"generate_s": t1 - t0, "stop_s": time.time() - t1, "dir": spec["profile_dir"],
+                              "steps": "10 engine steps after the first 40 (decode at the full batch)"}
+        except Exception as e:
+            res["profile"] = {"error": f"{type(e).__name__}: {e}"[:1000]}
     res["versions"] = _versions()
     return res
 
 
+def _engine_info(llm) -> dict:
+    try:
+        cc = llm.llm_engine.vllm_config
+        return {"max_num_seqs": cc.scheduler_config.max_num_seqs,
+                "max_num_batched_tokens": cc.scheduler_config.max_num_batched_tokens,
+                "num_gpu_blocks": cc.cache_config.num_gpu_blocks, "block_size": cc.cache_config.block_size,
+                "prefix_caching": cc.cache_config.enable_prefix_caching,
+                "kv_cache_dtype": str(cc.cache_config.cache_dtype),
+                "async_scheduling": getattr(cc.scheduler_config, "async_scheduling", None)}
+    except Exception as e:
+        return {"error": repr(e)}
+
+
+def run_sweep(spec: dict) -> dict:
+    """Engine settings on the image workload, one engine after another in this process: for each
+    variant, LLM(flex's engine kwargs + variant), the unseeded main run and a prefill-only run."""
+    from vllm import LLM, SamplingParams
+
+    from flex_models.args import parse_args
+    from flex_models.backends import vllm_backend as vb
+
+    base_kw = vb.engine_kwargs(parse_args(dict(spec["model_args"])), "vl")
+    if os.environ.get("FLEXBENCH_LOG_STATS"):
+        base_kw.setdefault("disable_log_stats", False)
+    n, T = spec["n"], spec["max_tokens"]
+    from flex_models.requests import build_spec
+
+    # what flex sends (EOS honoured, no per-request seed); ignore_eos=True only with spec["ignore_eos"]
+    flex_spec = build_spec({"max_new_tokens": T, "temperature": spec["temperature"], "top_p": spec["top_p"],
+                            "do_sample": True, "until": [], "ignore_eos": bool(spec.get("ignore_eos"))}, T)
+    main_reqs, pre_reqs = _requests(n, 0, spec), _requests(n, n, spec)
+    main_params = [vb.sampling_params(flex_spec) for _ in main_reqs]
+    pre_params = SamplingParams(temperature=spec["temperature"], top_p=spec["top_p"], max_tokens=1)
+    res = {"base_engine_kwargs": base_kw, "variants": [], "versions": _versions(),
+           "sampling": repr(main_params[0]), "gpus": os.environ.get("CUDA_VISIBLE_DEVICES")}
+    deadline = spec.get("deadline") or 1e18
+    for var in spec["variants"]:
+        var = dict(var)
+        name = var.pop("name")
+        row = {"name": name, "extra": var}
+        if time.time() + spec.get("variant_budget_s", 100) > deadline:
+            row["skipped"] = "no time left in this call"
+            res["variants"].append(row)
+            continue
+        llm = None
+        try:
+            t0 = time.time()
+            llm = LLM(**dict(base_kw, **var))
+            row.update(init_s=time.time() - t0, engine=_engine_info(llm))
+            t1 = time.time()
+            outs = llm.generate(main_reqs, main_params, use_tqdm=False)
+            row["main_s"] = time.time() - t1
+            row.update(_vllm_counts(None, None, outs))
+            t2 = time.time()
+            llm.generate(pre_reqs, pre_params, use_tqdm=False)
+            row["prefill_only_s"] = time.time() - t2
+            dec = row["main_s"] - row["prefill_only_s"]
+            row["judgments_per_s"] = n / row["main_s"]
+            row["decode_tokens_per_s_est"] = (row["out_tokens"] - n) / dec if dec > 0 else None
+        except Exception as e:
+            row["error"] = f"{type(e).__name__}: {e}"[:1000]
+        print(f"[sweep] {json.dumps(row, default=str)}", flush=True)
+        res["variants"].append(row)
+        _write(spec, dict(res, ok=True, partial=True))
+        if llm is not None:  # free the GPU for the next engine
+            try:
+                llm.llm_engine.engine_core.shutdown()
+            except Exception as e:
+                row["shutdown_error"] = repr(e)
+            del llm
+            import gc
+
+            gc.collect()
+            time.sleep(3)
+    return res
+
+
 # ----------------------------------------------------------------------------- lmms-eval
-def _install_probes(probe: Probe, model: str):
+def _install_probes(probe: Probe, model: str, spec: dict | None = None):
     import lmms_eval.evaluator as ev
 
     probe.wrap(ev, "evaluate", "evaluate")
+    probe.wrap(ev, "get_task_dict", "task_load")  # datasets + docs of the tasks
+    probe.wrap(ev.TaskManager, "__init__", "task_index")  # lmms-eval's index of all task yamls
     if model == "flex":
         import vllm
 
         from flex_models.model import FlexJudge
 
-        orig = vllm.LLM.generate
-        rec_cls = probe.tqdm_class()
+        if os.environ.get("FLEXBENCH_LOG_STATS"):  # vLLM's per-interval stats lines (running / waiting / tok/s)
+            orig_init = vllm.LLM.__init__
 
-        def generate(self, *args, **kwargs):
-            if kwargs.get("use_tqdm", True) is True:
-                kwargs["use_tqdm"] = rec_cls  # same bar, plus the first-finished timestamp
-            return orig(self, *args, **kwargs)
+            def init(self, *a, **kw):
+                kw.setdefault("disable_log_stats", False)
+                return orig_init(self, *a, **kw)
 
-        vllm.LLM.generate = generate
-        probe.wrap(vllm.LLM, "generate", "engine_generate", _vllm_counts)
+            vllm.LLM.__init__ = init
+        probe.wrap(vllm.LLM, "__init__", "engine_init")
+        probe.wrap(FlexJudge, "__init__", "model_init")
+        if (spec or {}).get("ab"):
+            _install_ab(probe, spec)
         probe.wrap(FlexJudge, "generate_until", "model_generate_until")
-        probe.wrap(FlexJudge, "_prepare_all", "flex_prepare")
+        probe.wrap(FlexJudge, "_plan_all", "flex_prepare")  # rendering; media are decoded inside the stream
+        probe.wrap_stream(FlexJudge, "_stream", "engine_generate")  # the engine loop, as lmms-eval's call runs it
+        from flex_models import parallel
+
+        probe.wrap(parallel.EnginePool, "wait_ready", "dp_wait_ready")
     else:
         from transformers.generation.utils import GenerationMixin
 
@@ -201,15 +387,31 @@ def run_lmms(spec: dict) -> dict:
     model = spec["model"]
     if model == "flex":
         os.environ["FLEXBENCH_N"] = str(spec["n"])
-        _install_probes(probe, model)
+        _install_probes(probe, model, spec)
         from flex_judge.lmms_main import main as lmms_main
 
         argv = ["--model", "flex", "--model_args", spec["model_args_str"], "--tasks", TASK,
                 "--include_path", str(TASK_DIR), "--gen_kwargs", f"max_new_tokens={spec['max_tokens']}",
-                "--output_path", str(Path(spec["workdir"]) / "lmms-flex"), "--verbosity", "WARNING"]
+                # a fresh output folder per run: lmms-eval's flex journal lives under it, and a journal left by
+                # an earlier run would answer every request without the engine (as it should, for users)
+                "--output_path", str(Path(spec["workdir"]) / f"lmms-flex-{spec.get('tag', 'run')}-{int(time.time())}"),
+                "--verbosity", "WARNING"]
         t0 = time.time()
+        res["events"]["lmms_main_start"] = t0
         lmms_main(argv)
-        res["runs"].append(_lmms_run(probe, t0, time.time(), spec["n"], batch_size=None))
+        run = _lmms_run(probe, t0, time.time(), spec["n"], batch_size=None)
+        run["startup"] = {k: [{"start": c["start"], "end": c.get("end")} for c in probe.calls.get(k, [])]
+                          for k in ("task_index", "model_init", "engine_init", "task_load", "dp_wait_ready")}
+        ab = probe.calls.get("ab")
+        if ab:
+            run["ab"] = ab[0]["runs"]
+            run["ab_pre_s"] = ab[0]["end"] - ab[0]["start"]
+            run["ab_s"] = run["ab_pre_s"] + ab[0].get("post_s", 0.0)
+        from flex_models import parallel
+
+        run["dp"] = [{"workers": p.n, "started": p.started, "ready": p.ready, "calls": p.calls}
+                     for p in parallel.pools()]
+        res["runs"].append(run)
     else:
         os.environ["FLEXBENCH_N"] = str(max(n for _, n in spec["peer_runs"]))
         _install_probes(probe, model)
@@ -271,6 +473,8 @@ def _lmms_run(probe: Probe, t0: float, t1: float, n: int, batch_size) -> dict:
         run[f"{key}_s"] = sum(c["end"] - c["start"] for c in calls if "end" in c) if calls else None
     if not gens:
         run["error"] = "no engine call was seen (did the model or task fail to load? see the log)"
+    elif not run["requests"]:
+        run.update(ok=False, error="the engine generated nothing: every request came from a journal (see the log)")
     return run
 
 
@@ -326,7 +530,7 @@ def _write(spec: dict, res: dict) -> None:
     Path(spec["result_path"]).write_text(json.dumps(res, indent=1, default=str) + "\n")
 
 
-WORKERS = {"raw": run_raw, "lmms": run_lmms, "hw": run_hw, "ckpt": run_ckpt}
+WORKERS = {"raw": run_raw, "lmms": run_lmms, "hw": run_hw, "ckpt": run_ckpt, "sweep": run_sweep}
 
 
 def main(spec_path: str) -> int:
