@@ -131,6 +131,18 @@ def report_for(values: list) -> dict:
     return rep
 
 
+def group_mean(values, sizes, weight_by_size=False):
+    """A group's value of a member metric (lmms-eval ``aggregate_metric_list``): the unweighted
+    mean over the member tasks, as the paper's overall column. lmms-eval also hands over the
+    metrics whose names contain this one (``acc_mean_ci95``): a mean of intervals is no
+    interval, so those get None. NaN when a member is NaN."""
+    if any(not isinstance(v, (int, float)) or isinstance(v, bool) for v in values):
+        return None
+    if weight_by_size:
+        return float(np.average(values, weights=sizes))
+    return float(np.mean(values)) if values else float("nan")
+
+
 def _make_agg(metric: str):
     def agg(items):
         return report_for(items).get(metric, float("nan"))

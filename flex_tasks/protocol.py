@@ -197,6 +197,11 @@ GROUPS: dict[str, list[str]] = {
 }
 
 
+# Groups whose paper table has an overall column: lmms-eval computes it from the members'
+# values (aggregate_metric_list), unweighted as the paper does (GenAI-Bench "overall").
+GROUP_AGGREGATES: dict[str, tuple[str, ...]] = {"flex_genai_bench": ("acc_mean", "acc_majority")}
+
+
 def get(task: str) -> TaskSpec:
     try:
         return TASKS[task]
