@@ -18,6 +18,7 @@ demo: $(STAMP)
 	$(VENV)/bin/flex-judge demo
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -x -q --durations=15 tests
 
 bench-cpu: $(STAMP)

@@ -433,7 +433,7 @@ def markdown(out: dict) -> str:
     hw = out["parts"].get("hw") or {}
     lines = [f"# Flex-VL-7B-shaped judging: inference benchmark ({meta['mode']})", "",
              f"- date: {meta['date']}; machine: {meta.get('machine_kind') or '?'} ({hw.get('gpu', 'no GPU')})",
-             f"- versions: " + ", ".join(f"{k} {v}" for k, v in sorted(vers.items())),
+             "- versions: " + ", ".join(f"{k} {v}" for k, v in sorted(vers.items())),
              f"- workload: {wl['n']} judgments, one {wl['image']}x{wl['image']} image, ~{_fmt((s['rows'].get('raw') or s['rows'].get('flex') or {}).get('prompt_tokens_mean'), 0)} "
              f"prompt tokens (image + text), {wl['max_tokens']} new tokens, temperature {wl['temperature']}, top_p {wl['top_p']}; random bf16 weights",
              "", "| setting | n | judgments/s | output tok/s | peak GPU mem (GiB) | first result after launch (s) | first result after submit (s) |",

@@ -6,9 +6,10 @@
     v.winner, v.scores, v.reasoning, v.ok
 
 One place per concept: prompts are the flex tasks' protocol templates (flex_tasks.protocol /
-prompts / media), outputs are parsed into the same per-item records the lmms-eval tasks log
-(flex_tasks.lmms.make_record), and rendering, media decoding, sampling settings and the
-vLLM / transformers backends are those of the `flex` lmms-eval model (flex_models.model.FlexJudge).
+prompts / media), outputs are parsed into the same per-(item, run) records the lmms-eval
+tasks log (flex_tasks.record.Record, built by flex_tasks.lmms.make_record), and rendering,
+media decoding, sampling settings and the vLLM / transformers backends are those of the
+`flex` lmms-eval model (flex_models.model.FlexJudge).
 So for the same inputs and seeds the API and an lmms-eval run of the `flex` model give the same
 text and the same verdict. Each call's requests go to the engine in one batch.
 """
@@ -23,6 +24,7 @@ from flex_tasks import media as task_media
 from flex_tasks import parsing, prompts
 from flex_tasks.lmms import make_record
 from flex_tasks.protocol import TASKS, TaskSpec
+from flex_tasks.record import Record
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm"}
 AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg"}
@@ -54,7 +56,7 @@ class Verdict:
     winner: Optional[str] = None  # compare: "A" | "B" | "tie" | "both_bad"; None when unparsed
     score: Optional[float] = None  # score: the parsed score (None when unparsed)
     ranking: Optional[str] = None  # rank: letters best first, e.g. "BCA"
-    record: dict = field(default_factory=dict)  # the per-item record of flex_tasks.lmms.make_record
+    record: Optional[Record] = None  # the per-(item, run) record the lmms-eval tasks log (flex_tasks.record)
 
 
 @dataclass
@@ -212,15 +214,15 @@ class Judge:
 
     def _verdict(self, r: JudgeRequest, text: str) -> Verdict:
         rec = make_record(r.spec, r.doc, text)
-        v = Verdict(task=r.spec.task, text=text, ok=rec["ok"], how=rec["how"], value=rec["pred"],
+        v = Verdict(task=r.spec.task, text=text, ok=rec.ok, how=rec.how, value=rec.pred,
                     reasoning=_reasoning(text), scores=[float(x) for x in parsing._FLOAT_ANSWER.findall(text or "")],
                     record=rec)
         if r.spec.parser in _WINNER:
-            v.winner = _WINNER[r.spec.parser].get(rec["pred"]) if rec["ok"] else None
+            v.winner = _WINNER[r.spec.parser].get(rec.pred) if rec.ok else None
         elif r.spec.parser == "mllm_batch":
-            v.ranking = rec["pred"] if rec["ok"] else None
+            v.ranking = rec.pred if rec.ok else None
         else:
-            v.score = float(rec["pred"]) if rec["ok"] else None
+            v.score = float(rec.pred) if rec.ok else None
         return v
 
     # ------------------------------------------------------------ one-call verbs

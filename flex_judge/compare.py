@@ -167,6 +167,10 @@ def _pair_stats(kind: str, keys, ra: dict, rb: dict, top: int, iters: int, seed:
                                          item_of, iters, seed)
         out["kappa_ci95"] = _item_ci(lambda idx: cohen_kappa([a[i] for i in idx], [b[i] for i in idx]),
                                      item_of, iters, seed)
+        pa = [x for x, ok in zip(a, both_ok) if ok]
+        pb = [y for y, ok in zip(b, both_ok) if ok]
+        out["agreement_parsed"] = agreement(pa, pb)  # over records both judges parsed
+        out["kappa_parsed"] = cohen_kappa(pa, pb)
         per_key = [float(x != y) for x, y in zip(a, b)]
         out["labels"] = {"a": a, "b": b}
     elif kind == "score":
@@ -178,7 +182,7 @@ def _pair_stats(kind: str, keys, ra: dict, rb: dict, top: int, iters: int, seed:
         out["spearman_parsed"] = M.spearman(x[both_ok], y[both_ok])
         out["pearson_ci95"] = _item_ci(lambda idx: M.pearson(x[idx], y[idx]), item_of, iters, seed)
         per_key = list(np.abs(x - y))
-        out["scores"] = {"a": x.tolist(), "b": y.tolist()}
+        out["scores"] = {"a": x[both_ok].tolist(), "b": y[both_ok].tolist()}  # plotted: no fallback values
     else:
         a = [str(ra[k]["pred"]) for k in keys]
         b = [str(rb[k]["pred"]) for k in keys]
@@ -255,16 +259,16 @@ def write_plots(report: dict, out: Path) -> dict[str, Path]:
     verdict = [t for t in report["tasks"] if pt[t]["kind"] == "verdict"]
     pair_names = [f"{p['a']} vs {p['b']}" for p in next(iter(pt.values()))["pairs"]]
     if verdict:
-        vals = [[p["agreement"] for p in pt[t]["pairs"]] for t in verdict]
-        notes = [[f"κ={_f(p['kappa'], 2)}" for p in pt[t]["pairs"]] for t in verdict]
+        vals = [[p["agreement_parsed"] for p in pt[t]["pairs"]] for t in verdict]
+        notes = [[f"κ={_f(p['kappa_parsed'], 2)} n={p['n_both_parsed']}" for p in pt[t]["pairs"]] for t in verdict]
         paths["agreement_heatmap"] = plots.agreement_heatmap(
             verdict, pair_names, vals, out / "agreement_heatmap.png", notes=notes,
-            title="verdict agreement (κ = Cohen's kappa)")
+            title="verdict agreement over records both judges parsed (κ = Cohen's kappa)")
     score = [t for t in report["tasks"] if pt[t]["kind"] == "score"]
     first = report["judges"][0]["label"], report["judges"][1]["label"]
     panels = [(t, pt[t]["pairs"][0]["scores"]["a"], pt[t]["pairs"][0]["scores"]["b"]) for t in score]
     paths["score_scatter"] = plots.score_scatter(panels, first[0], first[1], out / "score_scatter.png")
-    groups, values, cis = [], [], []
+    groups, values, cis, lower = [], [], [], []
     labels = [j["label"] for j in report["judges"]]
     for t in report["tasks"]:
         for metric in pt[t]["judges"][labels[0]]["headline"]:
@@ -272,7 +276,9 @@ def write_plots(report: dict, out: Path) -> dict[str, Path]:
             hs = [pt[t]["judges"][lab]["headline"][metric] for lab in labels]
             values.append([_num(h["value"]) for h in hs])
             cis.append([h["ci95"] if isinstance(h["ci95"], list) else None for h in hs])
-    paths["benchmark_bars"] = plots.benchmark_bars(groups, labels, values, cis, out / "benchmark_bars.png")
+            lower.append(not hs[0]["higher_is_better"])
+    paths["benchmark_bars"] = plots.benchmark_bars(groups, labels, values, cis, out / "benchmark_bars.png",
+                                                   lower_is_better=lower)
     return paths
 
 
@@ -317,7 +323,7 @@ def to_markdown(report: dict, plot_paths: Optional[dict] = None, base: Optional[
                 n = f"{p['n']} ({p['n_items']})"
                 if kind == "verdict":
                     cells = [f"{_f(p['agreement'])}{_ci(p['agreement_ci95'])}", f"{_f(p['kappa'])}{_ci(p['kappa_ci95'])}",
-                             str(p["n_both_parsed"])]
+                             f"{p['n_both_parsed']}: agreement {_f(p['agreement_parsed'])}, κ {_f(p['kappa_parsed'])}"]
                 elif kind == "score":
                     cells = [f"{_f(p['pearson'])}{_ci(p['pearson_ci95'])}", _f(p["spearman"]),
                              f"{_f(p['pearson_parsed'])} / {_f(p['spearman_parsed'])} (n={p['n_both_parsed']})"]

@@ -1,7 +1,8 @@
 """PNG plots for `flex-judge compare` (matplotlib, Agg backend; no display needed).
 
 Each function takes plain lists and a path, writes one PNG and returns the path.
-NaN values (undefined agreement / correlation) are drawn grey and annotated "n/a".
+NaN values (undefined agreement / correlation, missing metrics) are shown as missing: grey
+cells / no bar, annotated "n/a", never as zero.
 """
 from __future__ import annotations
 
@@ -77,22 +78,32 @@ def score_scatter(panels: Sequence[tuple[str, Sequence[float], Sequence[float]]]
 
 
 def benchmark_bars(groups: Sequence[str], series: Sequence[str], values: Sequence[Sequence[Optional[float]]],
-                   cis: Sequence[Sequence[Optional[Sequence[float]]]], path: Path, ylabel: str = "headline metric") -> Path:
+                   cis: Sequence[Sequence[Optional[Sequence[float]]]], path: Path, ylabel: str = "headline metric",
+                   lower_is_better: Optional[Sequence[bool]] = None) -> Path:
     """Grouped bars: one group per benchmark (task/metric), one bar per judge, 95% CI whiskers.
-    ``values[g][s]`` and ``cis[g][s]`` = [lo, hi] or None."""
+    ``values[g][s]`` and ``cis[g][s]`` = [lo, hi] or None. A missing / NaN value gets no bar
+    and an "n/a" mark (never a zero bar); groups where lower is better are labelled so."""
     import numpy as np
 
     plt = _plt()
+    lower = list(lower_is_better or [False] * len(groups))
     width = 0.8 / max(1, len(series))
     fig, ax = plt.subplots(figsize=(1.5 + 1.3 * len(groups) * max(1, len(series)) / 2, 3.8))
     x = np.arange(len(groups))
     for s, name in enumerate(series):
         vals = np.array([values[g][s] if _finite(values[g][s]) else np.nan for g in range(len(groups))])
-        lo = [vals[g] - cis[g][s][0] if cis[g][s] and np.isfinite(vals[g]) else 0 for g in range(len(groups))]
-        hi = [cis[g][s][1] - vals[g] if cis[g][s] and np.isfinite(vals[g]) else 0 for g in range(len(groups))]
-        ax.bar(x + (s - (len(series) - 1) / 2) * width, np.nan_to_num(vals), width, label=name,
-               yerr=np.clip(np.array([lo, hi]), 0, None), capsize=3)
-    ax.set_xticks(x, labels=list(groups), rotation=25, ha="right", fontsize=7)
+        ok = np.isfinite(vals)
+        lo = [vals[g] - cis[g][s][0] if cis[g][s] and ok[g] else 0 for g in range(len(groups))]
+        hi = [cis[g][s][1] - vals[g] if cis[g][s] and ok[g] else 0 for g in range(len(groups))]
+        pos = x + (s - (len(series) - 1) / 2) * width
+        bars = ax.bar(pos[ok], vals[ok], width, label=name,
+                      yerr=np.clip(np.array([lo, hi])[:, ok], 0, None), capsize=3)
+        for p in pos[~ok]:
+            ax.text(p, 0, "n/a", ha="center", va="bottom", fontsize=6, rotation=90,
+                    color=bars.patches[0].get_facecolor() if bars.patches else "grey")
+    labels = [f"{g}\n(lower is better)" if low else g for g, low in zip(groups, lower)]
+    ax.set_xticks(x, labels=labels, rotation=25, ha="right", fontsize=7)
+    ax.axhline(0, color="black", lw=0.5)
     ax.set_ylabel(ylabel, fontsize=8)
     ax.legend(fontsize=7)
     fig.tight_layout()

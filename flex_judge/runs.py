@@ -1,9 +1,10 @@
 """lmms-eval output folders of flex tasks -> :class:`Run` objects (results + per-item records).
 
 One *run* is one lmms-eval invocation: ``<output_path>/<model>/<date>_results.json`` plus, with
-``--log_samples``, ``<date>_samples_<task>.jsonl`` beside it. Per-item records are the dicts the
-flex tasks' ``process_results`` logs under every metric name (``flex_tasks.lmms.make_record``),
-keyed by (``item``, ``run``) = the doc's ``flex_item`` / ``flex_run``.
+``--log_samples``, ``<date>_samples_<task>.jsonl`` beside it. Per-(item, run) records
+(``flex_tasks.record.Record``) are logged once per sample line, under the task's first metric,
+keyed by (``item``, ``run``) = the doc's ``flex_item`` / ``flex_run``; each carries its seed
+and presentation order (``swap``).
 
 Also here: the protocol check (does a run follow the paper's protocol for a task?), shared by
 ``leaderboard`` and ``compare``.
@@ -12,17 +13,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Optional
 
-from flex_tasks.protocol import RUNS_ENV, TASKS, TaskSpec
+from flex_tasks.protocol import TASKS, TaskSpec
 
 RESULTS_GLOB = "*_results.json"
+RECORD_FIELDS = ("task", "item", "run", "seed", "swap", "pred", "ok", "how", "gold")
 # results-file keys copied into a run's metadata when present (host info varies by version)
 META_KEYS = ("lmms_eval_version", "git_hash", "git_branch", "date", "model_name", "model_source",
              "transformers_version", "pretty_env_info", "upper_git_hash", "total_evaluation_time_seconds",
@@ -159,6 +159,10 @@ def load_records(path: Path, task: str) -> list[dict]:
             if not isinstance(rec, dict) or "item" not in rec or "run" not in rec:
                 raise RunError(f"{path}:{n}: no per-item flex record under metric {key!r}; "
                                f"was this produced by the flex task {task} (flex_tasks.lmms.process_results)?")
+            missing = [f for f in RECORD_FIELDS if f not in rec]
+            if missing:
+                raise RunError(f"{path}:{n}: the record lacks {missing}: written by an older flex-judge "
+                               f"(before records carried their seed and presentation order); re-run the task")
             rec = dict(rec)
             resp = row.get("filtered_resps", row.get("resps"))
             while isinstance(resp, list) and resp:
@@ -298,40 +302,9 @@ def protocol_deviations(run: Run, task: str) -> list[str]:
     return out
 
 
-@contextmanager
-def n_runs_env(n: int):
-    """Temporarily set FLEX_JUDGE_RUNS so flex_tasks' run plan matches a finished run."""
-    old = os.environ.get(RUNS_ENV)
-    os.environ[RUNS_ENV] = str(int(n))
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(RUNS_ENV, None)
-        else:
-            os.environ[RUNS_ENV] = old
-
-
 def swap_flags(task: str, records: list[dict]) -> dict:
-    """(item, run) -> whether the responses/images were shown in swapped order. Uses the
-    record's ``swap`` when logged, else replays flex_tasks' run plan (docs are item-major,
-    so item index = doc_id // n_runs)."""
-    spec = TASKS[task]
-    if spec.order is None:
+    """(item, run) -> whether the responses/images were shown in swapped order (the record's
+    ``swap``); empty for protocols without order swaps."""
+    if TASKS[task].order is None:
         return {}
-    if all("swap" in r for r in records):
-        return {(r["item"], int(r["run"])): bool(r["swap"]) for r in records}
-    from flex_tasks.lmms import run_plan
-
-    n_runs = max(int(r["run"]) for r in records) + 1
-    n_items = max(int(r["doc_id"]) for r in records) // n_runs + 1
-    with n_runs_env(n_runs):
-        plan = run_plan(spec, n_items)
-    out = {}
-    for r in records:
-        run, swap = plan[int(r["doc_id"])]
-        if run != int(r["run"]):
-            raise RunError(f"task {task}: cannot replay the order plan (doc {r['doc_id']} is run {r['run']}, "
-                           f"plan says {run}); was the run limited or sharded?")
-        out[(r["item"], int(r["run"]))] = swap
-    return out
+    return {(r["item"], int(r["run"])): bool(r["swap"]) for r in records}

@@ -11,6 +11,7 @@ import numpy as np
 from flex_tasks import media, parsing, prompts, reports
 from flex_tasks.data import duplicate_ids, load_items
 from flex_tasks.protocol import TASKS, TaskSpec, bootstrap_iters, get
+from flex_tasks.record import GROUP_KEYS, Record, RecordRef, as_dicts
 from flex_tasks.metrics import DEFAULT_BOOTSTRAP_SEED
 
 
@@ -74,8 +75,9 @@ def doc_to_target(doc):
     return doc["flex_target"]
 
 
-def make_record(spec: TaskSpec, doc: dict, text: str) -> dict:
-    """One per-(item, run) record: the parsed verdict, gold, and what the report needs."""
+def make_record(spec: TaskSpec, doc: dict, text: str) -> Record:
+    """The per-(item, run) record of one output: parsed verdict (in the original order),
+    gold, seed and presentation order, and the item's group fields for the report."""
     fn = parsing.PARSERS[spec.parser]
     if spec.parser == "mj_pref":
         p = fn(text, swapped=bool(doc["flex_swap"]))
@@ -88,43 +90,57 @@ def make_record(spec: TaskSpec, doc: dict, text: str) -> dict:
     pred = p.value
     if spec.parser == "vlrb_better" and pred is not None and doc["flex_swap"]:
         pred = 1 - pred  # presented order -> original response index
-    rec = {"task": spec.task, "item": doc["flex_item"], "run": int(doc["flex_run"]), "ok": bool(p.ok),
-           "how": p.how, "pred": pred, "gold": doc["gold"]}
-    if doc.get("data_id") is not None:
-        rec["data_id"] = doc["data_id"]
-    for key in ("category", "dataset", "set", "system", "system_gt"):
-        if key in doc:
-            rec[key] = doc[key]
-    if not p.ok:
-        rec["raw"] = (text or "")[:300]
-    return rec
+    return Record(task=spec.task, item=doc["flex_item"], run=int(doc["flex_run"]), seed=int(doc["flex_seed"]),
+                  swap=bool(doc["flex_swap"]), raw=text or "", pred=pred, ok=bool(p.ok), how=p.how,
+                  gold=doc["gold"], group={k: doc[k] for k in GROUP_KEYS if k in doc}, data_id=doc.get("data_id"))
 
 
 def process_results(doc, results):
+    """The record once, under the task's first metric; a reference to it under the others."""
     spec = _spec(doc)
-    rec = make_record(spec, doc, results[0] if results else "")
-    return {name: rec for name, _ in spec.metric_names()}
+    rec = make_record(spec, doc, results[0] if results else "").as_dict()
+    first, *rest = [name for name, _ in spec.metric_names()]
+    return {first: rec, **{name: RecordRef(rec, first) for name in rest}}
 
 
 # ------------------------------------------------------------------ aggregations
-_CACHE: list = []  # [(key, items, report)]: items kept alive so ids stay unique
+_CACHE: list = []  # [(key, report)]
 
 
-def report_for(items: list[dict]) -> dict:
-    key = tuple(id(r) for r in items)
-    for k, _, rep in _CACHE:
+def _key(records: list[dict]) -> tuple:
+    return tuple((r["task"], r["item"], r["run"], repr(r["pred"]), r["ok"]) for r in records)
+
+
+def report_for(values: list) -> dict:
+    """The task's report over one aggregation's inputs (records or references to them);
+    computed once for all the metrics of a task."""
+    records = as_dicts(values)
+    if not records:
+        return {}
+    key = _key(records)
+    for k, rep in _CACHE:
         if k == key:
             return rep
-    spec = get(items[0]["task"]) if items else None
-    if spec is None:
-        return {}
-    rep = getattr(reports, spec.report)(list(items), iters=bootstrap_iters(), seed=DEFAULT_BOOTSTRAP_SEED, **spec.report_kwargs)
+    spec = get(records[0]["task"])
+    rep = getattr(reports, spec.report)(records, iters=bootstrap_iters(), seed=DEFAULT_BOOTSTRAP_SEED, **spec.report_kwargs)
     # rows sharing a data id are separate items (keyed by position); say how many there were
-    first = {r["item"]: r.get("data_id") for r in items}
+    first = {r["item"]: r.get("data_id") for r in records}
     rep.setdefault("breakdown", {})["duplicate_data_ids"] = duplicate_ids(d for d in first.values() if d is not None)
-    _CACHE.append((key, items, rep))
+    _CACHE.append((key, rep))
     del _CACHE[:-4]
     return rep
+
+
+def group_mean(values, sizes, weight_by_size=False):
+    """A group's value of a member metric (lmms-eval ``aggregate_metric_list``): the unweighted
+    mean over the member tasks, as the paper's overall column. lmms-eval also hands over the
+    metrics whose names contain this one (``acc_mean_ci95``): a mean of intervals is no
+    interval, so those get None. NaN when a member is NaN."""
+    if any(not isinstance(v, (int, float)) or isinstance(v, bool) for v in values):
+        return None
+    if weight_by_size:
+        return float(np.average(values, weights=sizes))
+    return float(np.mean(values)) if values else float("nan")
 
 
 def _make_agg(metric: str):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any, Sequence
 
-from flex_tasks.protocol import PLACEHOLDERS, TaskSpec
+from flex_tasks.protocol import FAMILY_PLACEHOLDERS, PLACEHOLDERS, TaskSpec
 
 _PH_RE = re.compile("(" + "|".join(re.escape(p) for p in PLACEHOLDERS) + ")")
 
@@ -29,7 +29,7 @@ def batch_template(n_answers: int) -> str:
     """MLLM-as-a-Judge batch layout: one '[Assistant i's Answer]' block per answer, joined
     by blank lines (the reference script strips the whole string at the end)."""
     blocks = "".join(f"[Assistant {i + 1}'s Answer]\n{{a{i + 1}}}\n\n" for i in range(n_answers))
-    return "<|vision_start|><|image_pad|><|vision_end|>\n\n[Question]\n{instruction}\n\n" + blocks
+    return FAMILY_PLACEHOLDERS["vl"]["image"] + "\n\n[Question]\n{instruction}\n\n" + blocks
 
 
 def user_parts(spec: TaskSpec, doc: dict) -> list[tuple[str, str]]:

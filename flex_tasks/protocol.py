@@ -13,14 +13,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Optional
 
+from flex_models.render import PLACEHOLDERS as FAMILY_PLACEHOLDERS
+
 PROTOCOLS_PATH = Path(__file__).with_name("protocols.json")
 
-# Media placeholders as they appear in protocols.json user strings (Qwen2.5-VL / Omni).
-IMAGE_PH = "<|vision_start|><|image_pad|><|vision_end|>"
-VIDEO_PH = "<|vision_start|><|video_pad|><|vision_end|>"
-IMAGE_PH_OMNI = "<|vision_start|><|IMAGE|><|vision_end|>"
-AUDIO_PH = "<|audio_bos|><|AUDIO|><|audio_eos|>"
-PLACEHOLDERS = {IMAGE_PH: "image", VIDEO_PH: "video", IMAGE_PH_OMNI: "image", AUDIO_PH: "audio"}
+# Media placeholders as they appear in protocols.json user strings (Qwen2.5-VL / Omni): the
+# model families' own table (flex_models.render), read as placeholder -> media kind.
+PLACEHOLDERS = {ph: kind for family in FAMILY_PLACEHOLDERS.values() for kind, ph in family.items()}
 
 RUNS_ENV = "FLEX_JUDGE_RUNS"
 DATA_ENV = "FLEX_JUDGE_DATA"
@@ -196,6 +195,11 @@ GROUPS: dict[str, list[str]] = {
     "flex_audio": ["flex_nisqa", "flex_bvcc", "flex_somos", "flex_voxsim"],
     "flex_all": ["flex_vision", "flex_audio"],
 }
+
+
+# Groups whose paper table has an overall column: lmms-eval computes it from the members'
+# values (aggregate_metric_list), unweighted as the paper does (GenAI-Bench "overall").
+GROUP_AGGREGATES: dict[str, tuple[str, ...]] = {"flex_genai_bench": ("acc_mean", "acc_majority")}
 
 
 def get(task: str) -> TaskSpec:

@@ -73,7 +73,7 @@ def test_api_equals_flex_lmms_run(runs, judge, monkeypatch):
         assert v.task == rec["task"]
         assert v.text == rec["text"], v.task
         assert (v.value, v.ok, v.how) == (rec["pred"], rec["ok"], rec["how"]), v.task
-        assert v.record["item"] == "api" and v.text
+        assert v.record.item == "api" and v.text
     # same verdicts through the one-call verbs
     r, it, gk = rec_of("flex_mllm_judge_score", lambda r, sw: r["run"] == 1)
     v = judge.score(it["instruction"], it["answer"], it["media"], run=1, gen_kwargs=gk)

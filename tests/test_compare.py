@@ -200,3 +200,21 @@ def test_cohen_kappa_cases():
     assert C.cohen_kappa(["a", "b"], ["b", "a"]) == pytest.approx(-1.0)
     with pytest.raises(ValueError):
         C.cohen_kappa(["a"], [])
+
+
+def test_parsed_only_agreement_and_no_fallback_scores_plotted():
+    """Agreement / kappa over records both judges parsed sit beside the all-records values, and
+    the score scatter gets no fallback values (an unparsed MLLM score is -1, not a score)."""
+    keys = [(0, 0), (1, 0), (2, 0)]
+
+    def recs(preds, oks):
+        return {k: {"item": k[0], "run": 0, "pred": p, "ok": ok} for k, p, ok in zip(keys, preds, oks)}
+
+    st = C._pair_stats("verdict", keys, recs([0, 1, None], [True, True, False]), recs([0, 0, None], [True, True, True]),
+                       top=3, iters=0, seed=0)
+    assert st["agreement"] == pytest.approx(2 / 3) and st["n_both_parsed"] == 2
+    assert st["agreement_parsed"] == pytest.approx(0.5)
+    assert st["kappa_parsed"] == pytest.approx(cohen_kappa_score(["0", "1"], ["0", "0"]))
+    st = C._pair_stats("score", keys, recs([4, -1, 2], [True, False, True]), recs([5, 3, 1], [True, True, True]),
+                       top=3, iters=0, seed=0)
+    assert st["scores"] == {"a": [4.0, 2.0], "b": [5.0, 1.0]}

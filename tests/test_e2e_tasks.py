@@ -18,6 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytestmark = pytest.mark.e2e
@@ -143,6 +144,11 @@ def test_groups_in_results(vision, audio):
     assert set(vsub) >= {"flex_vision", "flex_mllm_judge", "flex_mj_bench", "flex_genai_bench"}
     assert set(audio[0][0]["group_subtasks"]["flex_audio"]) == set(AUDIO)
     assert set(vsub["flex_genai_bench"]) == {"flex_genai_bench_image", "flex_genai_bench_editing", "flex_genai_bench_video"}
+    res = vision[0][0]["results"]
+    for m in ("acc_mean", "acc_majority"):  # the paper's overall column: unweighted mean of the three
+        members = [res[t][f"{m},none"] for t in vsub["flex_genai_bench"]]
+        assert res["flex_genai_bench"][f"{m},none"] == pytest.approx(float(np.mean(members)), nan_ok=True)
+        assert res["flex_genai_bench"][f"{m}_ci95,none"] is None
 
 
 def _strip(results: dict) -> dict:

@@ -49,7 +49,7 @@ def test_mj_bench_with_and_without_ties():
     data = [("a", 0, [0, 0]), ("b", 1, [2, 1]), ("c", 0, [1, 2]), ("d", 2, [2, 0])]
     recs = [rec(i, k, p[k], g, ok=not (i == "c" and k == 1)) for i, g, p in data for k in (0, 1)]
     out = reports.mj_bench(recs, iters=IT)
-    w0 = np.mean([1, 0, 0, 1]); w1 = np.mean([1, 1, 0, 0])
+    w0, w1 = np.mean([1, 0, 0, 1]), np.mean([1, 1, 0, 0])
     assert out["acc_w_tie"] == pytest.approx((w0 + w1) / 2)
     # w.o. tie: neither pred nor gold is a tie. run0: a(1), c(0) -> 0.5 ; run1: a(1), b(1) -> 1.0
     assert out["acc_wo_tie"] == pytest.approx((0.5 + 1.0) / 2)

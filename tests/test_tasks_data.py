@@ -1,6 +1,5 @@
 """Contract 3: data settings, local copies through the same code path, clear errors."""
 import shutil
-from pathlib import Path
 
 import pytest
 

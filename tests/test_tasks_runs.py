@@ -64,14 +64,14 @@ def test_vlrb_record_maps_swapped_verdict_back():
     swapped = next(d for d in docs if d["flex_swap"])
     straight = next(d for d in docs if not d["flex_swap"])
     first_better = "<answer>9</answer><answer>2</answer>"
-    assert lmms.make_record(spec, straight, first_better)["pred"] == 0
-    assert lmms.make_record(spec, swapped, first_better)["pred"] == 1  # presented first = response[1]
+    assert lmms.make_record(spec, straight, first_better).pred == 0
+    assert lmms.make_record(spec, swapped, first_better).pred == 1  # presented first = response[1]
 
 
 def test_mj_record_maps_swapped_verdict_back():
     spec, docs = docs_of("flex_mj_bench_quality")
-    assert lmms.make_record(spec, docs[0], "<answer>9</answer><answer>2</answer>")["pred"] == 0
-    assert lmms.make_record(spec, docs[1], "<answer>9</answer><answer>2</answer>")["pred"] == 1
+    assert lmms.make_record(spec, docs[0], "<answer>9</answer><answer>2</answer>").pred == 0
+    assert lmms.make_record(spec, docs[1], "<answer>9</answer><answer>2</answer>").pred == 1
 
 
 def test_process_results_keeps_failures_visible():
@@ -80,6 +80,27 @@ def test_process_results_keeps_failures_visible():
     assert set(out) == {m for m, _ in spec.metric_names()}
     rec = next(iter(out.values()))
     assert rec["ok"] is False and rec["pred"] == 3.0 and rec["raw"] == "no answer here"
+    assert (rec["seed"], rec["swap"], rec["how"]) == (0, False, "fallback")
+
+
+def test_record_written_once_per_sample_line():
+    """The record sits under the first metric; the others refer to it in a few bytes, and
+    every aggregation still sees the record."""
+    import json
+
+    from lmms_eval.utils import handle_non_serializable
+
+    from flex_tasks.record import Record, as_dicts
+
+    spec, docs = docs_of("flex_vl_rewardbench")
+    out = lmms.process_results(docs[1], ["<answer>9</answer><answer>2</answer>"])
+    first, *rest = [m for m, _ in spec.metric_names()]
+    line = json.dumps(out, default=handle_non_serializable)  # as lmms-eval writes a samples line
+    assert line.count('"raw"') == 1 and all(json.loads(line)[m] == f"@{first}" for m in rest)
+    assert as_dicts([out[rest[0]]]) == as_dicts([out[first]]) == [out[first]]
+    rec = Record.from_dict(out[first])
+    assert rec == lmms.make_record(spec, docs[1], "<answer>9</answer><answer>2</answer>")
+    assert (rec.item, rec.run, rec.seed, rec.swap) == (docs[1]["flex_item"], 1, 1, docs[1]["flex_swap"])
 
 
 @pytest.mark.parametrize("task", sorted(TASKS))

@@ -2,7 +2,6 @@
 batch 4 x accum 1 == batch 1 x accum 4, pinned losses, resume, frozen towers, data filter."""
 import json
 import math
-import shutil
 from pathlib import Path
 
 import pytest

@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from flex_tasks.protocol import GROUPS, TASKS, TaskSpec
+from flex_tasks.protocol import GROUP_AGGREGATES, GROUPS, TASKS, TaskSpec
 
 OUT = Path(__file__).resolve().parent / "flex"
 STUBS = Path(__file__).resolve().parents[1] / "flex_tasks" / "fixtures" / "stubs"
@@ -59,7 +59,12 @@ def task_yaml(spec: TaskSpec) -> str:
 
 
 def group_yaml(group: str, members: list[str]) -> str:
-    return HEADER + f"group: {group}\ntask:\n" + "".join(f"  - {m}\n" for m in members) + "metadata:\n  version: 1.0\n"
+    text = HEADER + f"group: {group}\ntask:\n" + "".join(f"  - {m}\n" for m in members)
+    if group in GROUP_AGGREGATES:
+        text += "aggregate_metric_list:\n" + "".join(
+            f"  - metric: {m}\n    aggregation: !function {HOOKS}.group_mean\n    weight_by_size: false\n"
+            for m in GROUP_AGGREGATES[group])
+    return text + "metadata:\n  version: 1.0\n"
 
 
 def render() -> dict[str, str]:
