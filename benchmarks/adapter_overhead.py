@@ -48,8 +48,9 @@ def make_docs(n: int, n_images: int = 8, png_dir: Path | None = None):
 
 
 def _messages_fn():
-    spec = json.loads((Path(__file__).resolve().parents[1] / "flex_tasks" / "protocols.json").read_text())
-    system = spec["vl_rewardbench"]["system"]
+    from flex_tasks.protocol import protocols
+
+    system = protocols()["vl_rewardbench"]["system"]
 
     def fn(doc):
         text = (f"\n\n[Question]\n{doc['query']}\n\n[Assistant 1's Answer]\n{doc['answer1']}\n\n"

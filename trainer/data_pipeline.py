@@ -28,7 +28,6 @@ from pathlib import Path
 
 from trainer.data import read_rows
 
-PROTOCOLS = Path(__file__).resolve().parents[1] / "flex_tasks" / "protocols.json"
 ANSWER = re.compile(r"<answer>\s*(-?\d+)\s*</answer>")
 
 
@@ -37,15 +36,19 @@ class PipelineError(ValueError):
 
 
 def teacher_protocol() -> dict:
-    return json.loads(PROTOCOLS.read_text())["training_teacher_pairwise"]
+    from flex_tasks.protocol import protocols
+
+    return protocols()["training_teacher_pairwise"]
 
 
 def build_prompt(question: str, answer1: str, answer2: str, proto: dict | None = None) -> str:
     """Chat-templated system + user, ending in 'assistant\\n<think>\\n' (the train `prompt`)."""
     proto = proto or teacher_protocol()
+    from flex_models.render import render
+
     user = proto["user"].format(question=question, answer1=answer1, answer2=answer2)
-    return (f"<|im_start|>system\n{proto['system']}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n"
-            f"<|im_start|>assistant\n{proto['assistant_prefix']}")
+    messages = [{"role": "system", "content": proto["system"]}, {"role": "user", "content": user}]
+    return render(messages, "vl", proto["assistant_prefix"]).prompt  # text only: the same for both families
 
 
 def gold_pair(row: dict) -> list[int] | None:
