@@ -37,6 +37,7 @@ RANK_TASKS = ("flex_mllm_judge_batch",)
 _WINNER = {"vlrb_better": {0: "A", 1: "B", None: "tie"}, "mllm_pair": {"A": "A", "B": "B", "C": "tie"},
            "mj_pref": {0: "A", 1: "B", 2: "tie"},
            "genai_vote": {"leftvote": "A", "rightvote": "B", "tievote": "tie", "bothbad_vote": "both_bad"}}
+_RANKING = {"mllm_batch"}  # parsers whose value is a ranking; the others' values are scores
 _THINK = re.compile(r"<think>(.*?)(?:</think>|$)", re.DOTALL)
 
 
@@ -219,7 +220,7 @@ class Judge:
                     record=rec)
         if r.spec.parser in _WINNER:
             v.winner = _WINNER[r.spec.parser].get(rec.pred) if rec.ok else None
-        elif r.spec.parser == "mllm_batch":
+        elif r.spec.parser in _RANKING:
             v.ranking = rec.pred if rec.ok else None
         else:
             v.score = float(rec.pred) if rec.ok else None

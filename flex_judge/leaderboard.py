@@ -167,6 +167,7 @@ def build(runs: list[Run], with_paper: bool = True) -> dict:
             continue
         run_rows.sort(key=lambda r: r["flagged"])  # protocol-faithful rows first
         sections.append({"key": sec.key, "title": sec.title, "columns": [c.name for c in sec.columns],
+                         "digits": 2 if sec.scale == 100.0 else 3,  # percentages: 2 decimals
                          "rows": run_rows + (_paper_rows(sec) if with_paper else []),
                          "metric_notes": _metric_notes(sec, run_rows, with_paper)})
     return {"sections": sections, "runs": [r.metadata() for r in runs],
@@ -214,7 +215,7 @@ def to_markdown(board: dict) -> str:
                "`(paper)` rows are the paper's reported numbers; `†` marks a run that does not follow "
                "the paper's protocol (see the notes under each table).")
     for sec in board["sections"]:
-        digits = 2 if sec["key"] in ("vl_rewardbench", "mj_bench", "genai_bench") else 3
+        digits = sec.get("digits", 3)
         out += ["", f"## {sec['title']}", ""]
         out.append("| judge | " + " | ".join(sec["columns"]) + " | parse fail |")
         out.append("|---" * (len(sec["columns"]) + 2) + "|")

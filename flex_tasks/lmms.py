@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from flex_tasks import media, parsing, prompts, reports
+from flex_tasks import benchmarks, media, prompts, reports
 from flex_tasks.data import duplicate_ids, load_items
 from flex_tasks.protocol import TASKS, TaskSpec, bootstrap_iters, get
 from flex_tasks.record import GROUP_KEYS, Record, RecordRef, as_dicts
@@ -78,18 +78,8 @@ def doc_to_target(doc):
 def make_record(spec: TaskSpec, doc: dict, text: str) -> Record:
     """The per-(item, run) record of one output: parsed verdict (in the original order),
     gold, seed and presentation order, and the item's group fields for the report."""
-    fn = parsing.PARSERS[spec.parser]
-    if spec.parser == "mj_pref":
-        p = fn(text, swapped=bool(doc["flex_swap"]))
-    elif spec.parser == "mllm_batch":
-        p = fn(text, n_answers=len(doc["answers"]))
-    elif spec.parser == "answer_float":
-        p = fn(text, spec.parser_default)
-    else:
-        p = fn(text)
+    p = benchmarks.of(spec).parse(spec, doc, text)
     pred = p.value
-    if spec.parser == "vlrb_better" and pred is not None and doc["flex_swap"]:
-        pred = 1 - pred  # presented order -> original response index
     return Record(task=spec.task, item=doc["flex_item"], run=int(doc["flex_run"]), seed=int(doc["flex_seed"]),
                   swap=bool(doc["flex_swap"]), raw=text or "", pred=pred, ok=bool(p.ok), how=p.how,
                   gold=doc["gold"], group={k: doc[k] for k in GROUP_KEYS if k in doc}, data_id=doc.get("data_id"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, Optional
 
+from flex_tasks import benchmarks
 from flex_tasks.protocol import TaskSpec
 
 AUDIO_SR = 16000
@@ -50,9 +51,7 @@ def _undecoded(task: str, source: str, cols: tuple):
 
 def resolve(spec: TaskSpec, doc: dict) -> list:
     """The doc's media in template order (order swaps applied)."""
-    refs = list(doc["media"])
-    if spec.bench == "mj_bench" and doc["flex_swap"]:
-        refs = refs[::-1]
+    refs = benchmarks.of(spec).media_order(spec, doc, list(doc["media"]))
     row = None
     out = []
     at = f"task {spec.task} item {doc.get('flex_item')} run {doc.get('flex_run')}"

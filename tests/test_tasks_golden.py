@@ -67,7 +67,8 @@ def test_user_text_matches_protocol(task):
 
 
 def test_mllm_batch_layout_matches_protocol_for_two_answers():
-    from flex_tasks.prompts import batch_template, template_parts
+    from flex_tasks.benchmarks.mllm_as_a_judge import batch_template
+    from flex_tasks.prompts import template_parts
 
     doc = {"instruction": "Q?", "a1": "x", "a2": "y"}
     parts = template_parts(batch_template(2), doc)

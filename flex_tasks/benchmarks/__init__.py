@@ -1,0 +1,65 @@
+"""One module per benchmark: what differs between the paper's judge benchmarks, and only that.
+
+Each module defines ``BENCHMARK``, a :class:`Benchmark` named by its ``protocols.json`` key:
+the template fields of a doc (with the presentation order applied), the order its media are
+shown in, its user-message layout when the protocol's single template is not enough, and how an
+output is parsed back into the ORIGINAL order. Everything else is shared and table-driven
+(``flex_tasks.protocol`` TaskSpec: prompts, sampling, runs, metrics; ``flex_tasks.data`` loaders;
+``flex_tasks.reports``). Adding a benchmark = a module here + its entry in ``_MODULES`` + its
+protocol entry + the regenerated YAML.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Callable, Optional
+
+from flex_tasks.parsing import PARSERS, Parsed
+
+
+def no_fields(spec, doc) -> dict:
+    return {}
+
+
+def shown_order(spec, doc, refs: list) -> list:
+    return refs
+
+
+def parse_with_protocol_parser(spec, doc, text: str) -> Parsed:
+    """The task's parser; protocols with a fallback value (audio MOS) pass it."""
+    fn = PARSERS[spec.parser]
+    return fn(text) if spec.parser_default is None else fn(text, spec.parser_default)
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    name: str  # key in protocols.json (TaskSpec.bench)
+    fields: Callable = no_fields  # (spec, doc) -> template fields, presentation order applied
+    media_order: Callable = shown_order  # (spec, doc, media refs in data order) -> refs as shown
+    parse: Callable = parse_with_protocol_parser  # (spec, doc, text) -> Parsed, value in ORIGINAL order
+    user_parts: Optional[Callable] = None  # (spec, doc) -> [(kind, text)] when spec.user is not enough
+
+
+# protocols.json key -> module of this package
+_MODULES = {
+    "vl_rewardbench": "vl_rewardbench", "mj_bench": "mj_bench", "genai_bench": "genai_bench",
+    "mllm_as_a_judge": "mllm_as_a_judge", "nisqa": "nisqa", "bvcc": "bvcc", "somos": "somos", "voxsim": "voxsim",
+}
+
+
+@lru_cache(maxsize=None)
+def get(bench: str) -> Benchmark:
+    try:
+        module = _MODULES[bench]
+    except KeyError:
+        raise KeyError(f"no benchmark module for {bench!r}; known: {', '.join(sorted(_MODULES))}") from None
+    b = importlib.import_module(f"{__name__}.{module}").BENCHMARK
+    if b.name != bench:
+        raise RuntimeError(f"flex_tasks.benchmarks.{module} defines benchmark {b.name!r}, expected {bench!r}")
+    return b
+
+
+def of(spec) -> Benchmark:
+    """The benchmark of a TaskSpec."""
+    return get(spec.bench)
