@@ -189,7 +189,7 @@ def test_cli_errors(runs, tmp_path, capsys):
     both = tmp_path / "both"
     both.mkdir()
     for k in ("a", "b"):
-        (both / k).symlink_to(next(runs[k].iterdir()), target_is_directory=True)
+        (both / k).symlink_to(next(runs[k].glob("*/*_results.json")).parent, target_is_directory=True)
     with pytest.raises(RunError, match="pass one results file"):
         load_runs([both, runs["a"]], one_per_path=True)
 
