@@ -29,8 +29,8 @@ TRAIN_CONFIG = Path(trainer.__file__).resolve().parent / "configs" / "tiny_cpu.y
 TRAIN_DATA = Path(trainer.__file__).resolve().parent / "data" / "demo_formats.jsonl"
 # family -> the lmms-eval task group its judge is evaluated on
 EVAL_PLAN = {"vl": "flex_vision", "omni": "flex_audio"}
-# The longest demo target is ~90 tokens of the tiny tokenizer (tests/test_demo.py checks the fit).
-MAX_NEW_TOKENS = 128
+# The longest demo target is 86 tokens of the tiny tokenizer (tests/test_demo.py checks the fit).
+MAX_NEW_TOKENS = 96
 # The judge was trained on prompts ending in '<think>\n' (the recipe's training prompts).
 ASSISTANT_PREFIX = "<think>\\n"
 TARGET_PARSE_FAILURE = 0.10
@@ -136,6 +136,8 @@ def report(pairs: dict, max_new_tokens: int) -> str:
     for family, (base_run, judge_run) in pairs.items():
         rows += compare_rows(base_run, judge_run)
     out.append(render_table(rows))
+    if any("n/a" in r["base_metric"] + r["judge_metric"] for r in rows):
+        out.append("n/a: the metric is undefined on these answers (a correlation over constant predictions).")
     out.append("Metrics sit near chance (tiny random 2-layer judges, a minute of training, 3-6 synthetic items "
                "per task): this is a format demo, not a quality demo.")
     over = [r for r in rows if not isinstance(r["judge_fail"], (int, float)) or r["judge_fail"] > TARGET_PARSE_FAILURE]
@@ -157,39 +159,78 @@ def _family_of(task: str, pairs: dict) -> str:
     return next(f for f, (_, j) in pairs.items() if task in j.tasks)
 
 
+def run_chain(family: str, out: Path, max_new_tokens: int, force: bool) -> tuple[Path, Path]:
+    """One family, start to end: base -> base eval -> training -> judge eval. Returns the two run dirs."""
+    import torch
+
+    torch.set_num_threads(1)  # 128-wide layers: one thread per family is faster than two (docs/demo.md)
+    base = build_base(family, out)
+    t = _step(f"[{family}] untrained base: lmms-eval --model flex --tasks {EVAL_PLAN[family]} (bundled fixtures)")
+    base_dir = evaluate(family, base, out / f"eval-base-{family}", max_new_tokens, force)
+    print(f"[{family}] base evaluated in {time.perf_counter() - t:.1f} s", flush=True)
+    t = _step(f"[{family}] train a tiny judge on {TRAIN_DATA.name} (text only)")
+    judge = train_judge(family, base, out, force)
+    print(f"[{family}] judge trained in {time.perf_counter() - t:.1f} s: {judge}", flush=True)
+    t = _step(f"[{family}] trained judge: lmms-eval --model flex --tasks {EVAL_PLAN[family]} (bundled fixtures)")
+    judge_dir = evaluate(family, judge, out / f"eval-{family}", max_new_tokens, force)
+    print(f"[{family}] judge evaluated in {time.perf_counter() - t:.1f} s", flush=True)
+    return base_dir, judge_dir
+
+
+def run_chains(families: list[str], out: Path, max_new_tokens: int, force: bool, jobs: int) -> None:
+    """The families' chains, `jobs` at a time: each in its own process (log: OUT/<family>.log)."""
+    if jobs <= 1 or len(families) == 1:
+        for family in families:
+            run_chain(family, out, max_new_tokens, force)
+        return
+    procs = {}
+    for family in families:
+        log = out / f"{family}.log"
+        cmd = [sys.executable, "-m", "flex_judge.demo", "--chain", family, "--out", str(out),
+               "--max-new-tokens", str(max_new_tokens), *(["--force"] if force else [])]
+        print(f"[{family}] base eval -> training -> judge eval, in the background; log: {log}", flush=True)
+        procs[family] = (subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT,
+                                          env=dict(os.environ, OMP_NUM_THREADS="1")), log)
+    failed = []
+    for family, (proc, log) in procs.items():
+        rc = proc.wait()
+        lines = [x for x in log.read_text(errors="replace").splitlines() if x.startswith(f"[{family}] ")]
+        print("\n".join(lines), flush=True)
+        if rc != 0:
+            failed.append(f"{family} (exit {rc}; last lines of {log}):\n" + "\n".join(log.read_text(errors="replace").splitlines()[-25:]))
+    if failed:
+        raise SystemExit("demo failed for " + "\n".join(failed))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="flex-judge demo", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="runs/demo", help="working folder (default: runs/demo)")
     p.add_argument("--families", default="vl,omni", help="judges to build and evaluate: vl, omni or both")
     p.add_argument("--max-new-tokens", type=int, default=MAX_NEW_TOKENS,
                    help=f"output budget per item for base and judge (default {MAX_NEW_TOKENS}: fits the trained answers)")
+    p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+                   help="families run side by side, one core each (default: 2 where there are 2+ cores)")
     p.add_argument("--force", action="store_true", help="retrain and re-evaluate even if results exist")
+    p.add_argument("--chain", choices=sorted(EVAL_PLAN), help=argparse.SUPPRESS)  # one family's chain (internal)
     args = p.parse_args(argv)
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    if args.chain:
+        run_chain(args.chain, out, args.max_new_tokens, args.force)
+        return 0
     families = [f.strip() for f in args.families.split(",") if f.strip()]
     bad = [f for f in families if f not in EVAL_PLAN]
     if bad:
         p.error(f"--families: unknown {bad}; allowed: {sorted(EVAL_PLAN)}")
 
+    t0 = time.perf_counter()
+    run_chains(families, out, args.max_new_tokens, args.force, args.jobs)
+
     from flex_judge.runs import load_runs
 
-    t0 = time.perf_counter()
-    dirs: dict = {}
-    for family in families:
-        base = build_base(family, out)
-        t = _step(f"[{family}] untrained base: lmms-eval --model flex --tasks {EVAL_PLAN[family]} (bundled fixtures)")
-        base_dir = evaluate(family, base, out / f"eval-base-{family}", args.max_new_tokens, args.force)
-        print(f"evaluated in {time.perf_counter() - t:.1f} s")
-        t = _step(f"[{family}] train a tiny judge on {TRAIN_DATA.name} (text only)")
-        judge = train_judge(family, base, out, args.force)
-        print(f"judge ready in {time.perf_counter() - t:.1f} s: {judge}")
-        t = _step(f"[{family}] trained judge: lmms-eval --model flex --tasks {EVAL_PLAN[family]} (bundled fixtures)")
-        dirs[family] = (base_dir, evaluate(family, judge, out / f"eval-{family}", args.max_new_tokens, args.force))
-        print(f"evaluated in {time.perf_counter() - t:.1f} s")
-
     _step("untrained base vs trained judge (same prompts, sampling and output budget)")
-    pairs = {f: tuple(load_runs([str(d)], one_per_path=True)[0] for d in ds) for f, ds in dirs.items()}
+    pairs = {f: (load_runs([str(out / f"eval-base-{f}")], one_per_path=True)[0],
+                 load_runs([str(out / f"eval-{f}")], one_per_path=True)[0]) for f in families}
     text = report(pairs, args.max_new_tokens)
     print(text)
     (out / "demo_report.md").write_text(text + "\n")
@@ -198,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     from flex_judge.leaderboard import main as leaderboard_main
 
     labels = ",".join(f"tiny-{f}-judge" for f in families)
-    rc = leaderboard_main([*(str(dirs[f][1]) for f in families), "--labels", labels, "--out", str(out / "leaderboard")])
+    rc = leaderboard_main([*(str(out / f"eval-{f}") for f in families), "--labels", labels, "--out", str(out / "leaderboard")])
     print(f"\ndemo done in {time.perf_counter() - t0:.0f} s; report: {out / 'demo_report.md'}")
     return rc
 

@@ -142,7 +142,7 @@ def _vision_pair(rng, spec):  # VL-RewardBench, MLLM-as-a-Judge pair: two text a
     first = rng.random() < 0.5
     a1, a2 = (right, wrong) if first else (wrong, right)
     w, l = (1, 2) if first else (2, 1)
-    why = f"It is {key}, so Assistant {w} is right."
+    why = f"Assistant {w} is right: {key}."
     if spec.bench == "vl_rewardbench":
         doc = {"query": q, "answer0": a1, "answer1": a2, "flex_swap": False}
     else:
@@ -167,7 +167,7 @@ def _mj(rng, spec):  # MJ-Bench: which of two generated images is better for the
         why_bad = f"Image {{l}} is {flaw}."
     w, l = (1, 2) if first else (2, 1)
     d1, d2 = (good, bad) if first else (bad, good)
-    why = why_bad.format(l=l) + f" Image {w} is better."
+    why = f"Image {w} is better. " + why_bad.format(l=l)
     return {"caption": caption}, [f"image: {d1}", f"image: {d2}"], why, _answers(*_pair_scores(rng, first))
 
 
@@ -199,7 +199,7 @@ def _mllm_score(rng, spec):  # MLLM-as-a-Judge score: one answer, a score 1-5
     good = rng.random() < 0.5
     answer = right if good else wrong
     score = rng.randint(4, 5) if good else rng.randint(1, 2)
-    why = f"It is {key}, so the answer is " + ("right." if good else "wrong.")
+    why = "The answer is " + ("right." if good else f"wrong, not {key}.")
     return {"instruction": q, "answer": answer}, [f"image: {_say(scene)}"], why, _answers(score)
 
 
@@ -214,13 +214,13 @@ def _mllm_batch(rng, spec):  # MLLM-as-a-Judge batch: 3-4 answers, one distinct 
     per = [0] * k
     for s, i in zip(scores, ranked):
         per[i] = s
-    why = f"It is {key}. " + " ".join(f"Assistant {i + 1} is {'right' if g else 'wrong'}." for i, g in enumerate(good))
+    why = " ".join(f"{i + 1} is {'right' if g else 'wrong'}." for i, g in enumerate(good)) + f" It is {key}."
     return {"instruction": q, "answers": answers}, [f"image: {_say(scene)}"], why, _answers(*per)
 
 
 def _mos_task(rng, spec):  # NISQA / SOMOS / BVCC: one speech clip, a MOS in first decimal
     desc, why, lo_hi = rng.choice(SPEECH)
-    return {}, [f"audio: {desc}"], why, _answers(_mos(rng, lo_hi))
+    return {}, [f"audio: {desc}, {rng.choice(VOICES)}"], why, _answers(_mos(rng, lo_hi))
 
 
 def _voxsim(rng, spec):  # VoxSim: two clips, speaker similarity 1.0-5.0
