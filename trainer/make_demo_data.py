@@ -220,7 +220,7 @@ def _mllm_batch(rng, spec):  # MLLM-as-a-Judge batch: 3-4 answers, one distinct 
 
 def _mos_task(rng, spec):  # NISQA / SOMOS / BVCC: one speech clip, a MOS in first decimal
     desc, why, lo_hi = rng.choice(SPEECH)
-    return {}, [f"audio: {desc}, {rng.choice(VOICES)}"], why, _answers(_mos(rng, lo_hi))
+    return {}, [f"audio: {desc}, {rng.choice(VOICES)} with {rng.choice(TONES)}"], why, _answers(_mos(rng, lo_hi))
 
 
 def _voxsim(rng, spec):  # VoxSim: two clips, speaker similarity 1.0-5.0
