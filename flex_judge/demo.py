@@ -8,8 +8,8 @@
 4. evaluate the judges the same way, print base vs judge side by side (parse failures and the
    headline metric with its 95% CI per task) and collect the runs into the paper's tables.
 
-It is a format demo, not a quality demo: the judges are random 2-layer models trained for a
-minute, so their verdicts sit near chance; what they show is that text-only training teaches
+It is a format demo, not a quality demo: the judges are random 2-layer models trained for a few
+minutes, so their verdicts sit near chance; what they show is how far text-only training teaches
 the answer format of every benchmark, including image and audio ones never seen in training.
 Every step writes under --out (default runs/demo); a re-run reuses finished steps.
 """
