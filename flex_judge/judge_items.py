@@ -170,7 +170,7 @@ def template_request(t: Template, spec: TaskSpec, row: dict, question: str, resp
     slots = [i for i, (k, _) in enumerate(parts) if k != "text"]
     if len(slots) > 1 and len(media) != len(slots):
         raise RowError(f"the template has {len(slots)} media slots, the row {len(media)} media")
-    loaded = [_load(spec, m) for m in media]
+    loaded = [_load(spec, m, f"template {mode} request, media {i}") for i, m in enumerate(media)]
     if not slots:  # no placeholder: media first, as the protocols place them
         parts = [(k, "") for k, _ in loaded] + parts
     elif len(slots) == 1:
@@ -251,7 +251,7 @@ def record(mode: str, row_id: str, line: int, gold, samples: list[tuple[bool, An
             value = parsing.answer_ints(v.text)[:n_responses] if v.ok else None
         if v.ok and value is not None:
             votes[rev].append(_unflip(mode, rev, value))
-        out_samples.append({"order": "reversed" if rev else "given", "run": v.record.get("run"), "ok": v.ok,
+        out_samples.append({"order": "reversed" if rev else "given", "run": v.record.run, "ok": v.ok,
                             "how": v.how, "verdict": _unflip(mode, rev, value) if v.ok else None,
                             "reasoning": v.reasoning, "text": v.text})
     verdict = _vote(mode, votes[False] + votes[True])
