@@ -40,11 +40,11 @@ def test_bundled_formats_set_is_current_and_covers_every_task():
         assert r["prompt"].startswith(f"<|im_start|>system\n{spec.system}<|im_end|>\n<|im_start|>user\n")
         assert r["prompt"].endswith("<|im_start|>assistant\n<think>\n")
         assert not any(ph in r["prompt"] for ph in ("<|image_pad|>", "<|video_pad|>", "<|AUDIO|>", "<|IMAGE|>"))
-        assert make_record(spec, _doc(spec, r["prompt"]), "<think>\n" + r["text"])["ok"], r
+        assert make_record(spec, _doc(spec, r["prompt"]), "<think>\n" + r["text"]).ok, r
 
 
 def _doc(spec, prompt):
-    doc = {"flex_swap": False, "flex_item": 0, "flex_run": 0, "gold": 0}
+    doc = {"flex_swap": False, "flex_item": 0, "flex_run": 0, "flex_seed": 0, "gold": 0}
     if spec.parser == "mllm_batch":
         doc["answers"] = [None] * prompt.count("'s Answer]")
     return doc
@@ -108,7 +108,7 @@ def held_out_parse_failures(model_dir, family):
         new = gen[0, ids.shape[1]:].tolist()
         text = tok.decode(new, skip_special_tokens=False).split("<|im_end|>")[0]
         spec = TASKS[r["task"]]
-        if eos not in new or not make_record(spec, _doc(spec, r["prompt"]), "<think>\n" + text)["ok"]:
+        if eos not in new or not make_record(spec, _doc(spec, r["prompt"]), "<think>\n" + text).ok:
             bad.append((r["task"], text[-200:]))
     # untrained: 0 % parse. Measured (1000 steps): vl 15/20 (misses: GenAI votes that loop on '[', a batch
     # ranking), omni 8/8; at 720 steps vl 17/20. The bar is set below that, and far above untrained.
