@@ -37,6 +37,7 @@ from flex_judge.judge_items import (
     row_responses,
     summarize,
 )
+from flex_models.journal import cut_partial_last_line
 
 
 @dataclass
@@ -85,13 +86,9 @@ def load_done(out: Path, settings: Settings) -> dict[str, dict]:
     write) is cut off; records written with other settings are an error, not a silent mix."""
     if not out.exists():
         return {}
-    data = out.read_bytes()
-    if data and not data.endswith(b"\n"):
-        keep = data.rfind(b"\n") + 1
-        with open(out, "r+b") as f:
-            f.truncate(keep)
+    if cut_partial_last_line(out):
         print(f"flex-judge judge: cut a partial last line from {out}", file=sys.stderr)
-        data = data[:keep]
+    data = out.read_bytes()
     done, want = {}, settings.fingerprint()
     for n, raw in enumerate(data.decode().splitlines(), 1):
         if not raw.strip():

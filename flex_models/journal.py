@@ -95,6 +95,33 @@ def request_key(engine: dict, prompt: str, media: dict, hints: dict, spec) -> st
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def cut_partial_last_line(path: Path) -> int:
+    """Truncate an append-only JSONL file after its last newline (a process killed mid-write
+    leaves half a line); returns the number of bytes cut. The one implementation used by the
+    resume journal, `flex-judge judge` and `flex-judge data generate`."""
+    path = Path(path)
+    size = path.stat().st_size
+    if size == 0:
+        return 0
+    with open(path, "rb+") as f:
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return 0
+        keep, pos = 0, size
+        while pos > 0:  # scan back in blocks for the last newline
+            step = min(1 << 16, pos)
+            f.seek(pos - step)
+            nl = f.read(step).rfind(b"\n")
+            if nl >= 0:
+                keep = pos - step + nl + 1
+                break
+            pos -= step
+        f.truncate(keep)
+        f.flush()
+        os.fsync(f.fileno())
+    return size - keep
+
+
 class Journal:
     """``key -> {"texts", "prompt_tokens", "output_tokens"}`` backed by ``<folder>/judgments.jsonl``."""
 
@@ -110,13 +137,10 @@ class Journal:
     def _load(self):
         if not self.path.exists():
             return
+        cut = cut_partial_last_line(self.path)
+        if cut:
+            log.warning("flex: journal %s: cut a partial last line (%d bytes)", self.path, cut)
         data = self.path.read_bytes()
-        end = data.rfind(b"\n") + 1
-        if end < len(data):  # a partial last line from a killed process
-            log.warning("flex: journal %s: cutting a partial last line (%d bytes)", self.path, len(data) - end)
-            with open(self.path, "r+b") as f:
-                f.truncate(end)
-            data = data[:end]
         for n, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), 1):
             if not line.strip():
                 continue

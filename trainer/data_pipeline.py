@@ -26,6 +26,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from flex_models.journal import cut_partial_last_line
 from trainer.data import read_rows
 
 ANSWER = re.compile(r"<answer>\s*(-?\d+)\s*</answer>")
@@ -103,31 +104,6 @@ def generation_settings(args, proto: dict) -> dict:
             "template_sha256": hashlib.sha256(template.encode()).hexdigest()[:16]}
 
 
-def cut_partial_line(out: Path) -> int:
-    """Truncate `out` after its last newline (a crash can leave half a line); -> bytes cut."""
-    size = out.stat().st_size
-    if size == 0:
-        return 0
-    with open(out, "rb+") as f:
-        f.seek(size - 1)
-        if f.read(1) == b"\n":
-            return 0
-        keep, pos = 0, size
-        while pos > 0:  # scan back in blocks for the last newline
-            step = min(1 << 16, pos)
-            f.seek(pos - step)
-            block = f.read(step)
-            nl = block.rfind(b"\n")
-            if nl >= 0:
-                keep = pos - step + nl + 1
-                break
-            pos -= step
-        f.truncate(keep)
-        f.flush()
-        os.fsync(f.fileno())
-    return size - keep
-
-
 def finished_pairs(out: Path, settings: dict, prompts: dict[int, str]) -> set[tuple[int, int]]:
     """(row, seed) pairs already in `out`; refuses lines made with other settings or another input."""
     done = set()
@@ -188,7 +164,7 @@ def generate(args) -> int:
     out = Path(args.out)
     done = set()
     if out.exists():
-        cut = cut_partial_line(out)
+        cut = cut_partial_last_line(out)
         if cut:
             print(f"[generate] cut a partial last line ({cut} bytes) from {out}: an interrupted write; "
                   "it is generated again", file=sys.stderr)
