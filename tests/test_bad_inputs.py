@@ -196,6 +196,16 @@ REPO = Path(__file__).resolve().parents[1]
 # TRAINER SECTION (trainer/*): tables TRAIN_CASES and DATA_CASES, + the vLLM partial-line case
 # ############################################################################################
 
+def _assert_outcome(case, rc: int, capsys, fmt: dict) -> None:
+    """The exit code and every expected message fragment (fields of ``fmt`` regex-escaped)."""
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert rc == case.rc, text[-3000:]
+    for pattern in case.expect:
+        pattern = pattern.format(**{k: re.escape(str(v)) for k, v in fmt.items()})
+        assert re.search(pattern, text), (pattern, text[-3000:])
+
+
 class Ctx:
     """The paths of one case."""
 
@@ -378,12 +388,7 @@ def test_trainer_bad_input(case, trained, tmp_path, capsys):
     if case.setup:
         case.setup(c)
     rc = _rc(T.main, ["--config", str(c.cfg), *case.args])
-    out = capsys.readouterr()
-    text = out.out + out.err
-    assert rc == case.rc, text[-3000:]
-    for pattern in case.expect:
-        pattern = pattern.format(**{k: re.escape(str(v)) for k, v in fmt.items()})
-        assert re.search(pattern, text), (pattern, text[-3000:])
+    _assert_outcome(case, rc, capsys, fmt)
     if case.check:
         case.check(c)
 
@@ -470,12 +475,7 @@ def test_data_pipeline_bad_input(case, tiny_vl, tmp_path, capsys):
         getattr(c, name).write_bytes(content(c) if callable(content) else content)
     fmt = dict(teacher=c.teacher, input=c.input, out=c.out)
     rc = _rc(main, [a.format(**fmt) for a in case.args])
-    out = capsys.readouterr()
-    text = out.out + out.err
-    assert rc == case.rc, text[-3000:]
-    for pattern in case.expect:
-        pattern = pattern.format(**{k: re.escape(str(v)) for k, v in fmt.items()})
-        assert re.search(pattern, text), (pattern, text[-3000:])
+    _assert_outcome(case, rc, capsys, fmt)
     if case.check:
         assert case.check(c) is not False
 
