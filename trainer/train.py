@@ -78,8 +78,8 @@ def bf16_weights(cfg: TrainConfig, cuda: bool | None = None) -> bool:
 def peak_flops(cfg: TrainConfig) -> float:
     if cfg.peak_tflops > 0:
         return cfg.peak_tflops * 1e12
-    if torch.cuda.is_available() and "H100" in torch.cuda.get_device_name():
-        return 989e12  # H100 SXM dense bf16
+    if torch.cuda.is_available() and any(g in torch.cuda.get_device_name() for g in ("H100", "H200")):
+        return 989e12  # H100 / H200 SXM dense bf16 (same tensor cores)
     return 0.0  # unknown: MFU is not reported
 
 

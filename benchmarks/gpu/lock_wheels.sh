@@ -6,12 +6,13 @@
 # (manylinux x86_64, --no-deps: the image's torch 2.11 / transformers stay as they are) and the
 # lock gets `name==version --hash=sha256:...` of the file pip picked. fetch_wheels.sh and
 # vllm_bundle.sh download with --require-hashes from the locks, so nothing floats.
-# usage: bash benchmarks/gpu/lock_wheels.sh   (PY=python to use; WHEEL_CACHE=dir to keep the downloads)
+# usage: bash benchmarks/gpu/lock_wheels.sh   (PY=python to use; WHEEL_CACHE=dir to keep the downloads;
+#        ONLY=wheels or ONLY=vllm_wheels to re-lock one list)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PY:-python3}
 PLAT=""; for t in manylinux_2_28 manylinux_2_27 manylinux_2_26 manylinux_2_24 manylinux_2_17 manylinux2014 manylinux1 manylinux_2_31 manylinux_2_34 manylinux_2_35; do PLAT="$PLAT --platform ${t}_x86_64"; done
-for name in wheels vllm_wheels; do
+for name in ${ONLY:-wheels vllm_wheels}; do
   in=benchmarks/gpu/$name.txt; out=benchmarks/gpu/$name.lock
   reqs=$(grep -v '^\s*#' "$in" | sed 's/\s*#.*//' | grep -v '^\s*$')
   bad=$(echo "$reqs" | grep -v '^[A-Za-z0-9_.-]*==[A-Za-z0-9_.+-]*$' || true)

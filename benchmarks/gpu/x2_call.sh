@@ -7,6 +7,7 @@
 # compile cache for the 1-GPU runs (both start cold, and never write one cache at once); dp2 reuses
 # flex's (warm: same engine config), tp2 compiles its own.
 set -u
+SWEEPS=${SWEEPS-1}  # empty: no engine sweeps after the 1-GPU runs
 SWEEP0=${SWEEP0:-'[{"name": "no_async", "async_scheduling": false}]'}
 N=${N:-1024}; W=/root/flexbench; L=/root/x2logs; mkdir -p $L
 common="--mode gpu --n $N --workdir $W --machine-kind nvidia-h200-x2"
@@ -14,11 +15,11 @@ for run in "$@"; do
   case $run in
     one)
       # GPU 1: vLLM alone (flex's exact SamplingParams, then ignore_eos=True), then the sweep's baseline
-      VLLM_CACHE_ROOT=/root/vc-raw CUDA_VISIBLE_DEVICES=1 python3 benchmarks/inference_gpu.py $common --parts raw,sweep \
-        --raw-runs main,ignore_eos --sweep '[{"name": "defaults"}]' --sweep-n 256 --sweep-budget-s ${SB1:-440} \
+      VLLM_CACHE_ROOT=/root/vc-raw CUDA_VISIBLE_DEVICES=1 python3 benchmarks/inference_gpu.py $common --parts raw${SWEEPS:+,sweep} \
+        --raw-runs ${RAW_RUNS:-main,ignore_eos} --sweep '[{"name": "defaults"}]' --sweep-n 256 --sweep-budget-s ${SB1:-440} \
         --part-timeout ${T_ONE:-330} --log-dir $L/raw --out-json $OUT/x2_raw.json > $L/raw.out 2>&1 &
       # GPU 0: flex through lmms-eval, then engine variants on the same 256-request shape
-      VLLM_CACHE_ROOT=/root/vc-flex CUDA_VISIBLE_DEVICES=0 python3 benchmarks/inference_gpu.py $common --parts flex,sweep \
+      VLLM_CACHE_ROOT=/root/vc-flex CUDA_VISIBLE_DEVICES=0 python3 benchmarks/inference_gpu.py $common --parts flex${SWEEPS:+,sweep} \
         --sweep "$SWEEP0" --sweep-n 256 --sweep-budget-s ${SB0:-400} \
         --part-timeout ${T_ONE:-330} --log-dir $L/flex --out-json $OUT/x2_flex.json > $L/flex.out 2>&1
       wait ;;
