@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -241,6 +242,9 @@ def main(argv: list[str] | None = None) -> int:
         model_args["max_new_tokens"] = a.max_new_tokens
     from flex_judge.api import Judge
 
+    # vLLM's engine process is spawned, never forked: a fork after anything in this process touched
+    # CUDA fails ("Cannot re-initialize CUDA in forked subprocess"; H200, 2026-11-29)
+    os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
     judge = Judge.from_pretrained(a.model, backend=a.backend, **model_args)
     out = a.out or a.input.with_suffix(".judged.jsonl")
     s = judge_file(judge, a.input, out, settings, a.mode, a.batch_size, progress=not a.no_progress)

@@ -263,3 +263,25 @@ def test_bf16_weights_with_fp32_masters_train_resume_and_export_masters(tiny_vl,
     k = next(k for k in w if "layers.0.mlp.up_proj" in k)
     assert w[k].dtype == torch.float32 and not torch.equal(w[k].bfloat16().float(), w[k])  # masters, not bf16
     assert all(torch.equal(w[n], wr[n]) for n in w)
+
+
+@pytest.mark.parametrize("family", ["vl", "omni"])
+def test_fsdp_config_wraps_the_trained_family(family, tiny_vl, tiny_omni, monkeypatch):
+    """The shipped FSDP accelerate config must resolve to a layer class the model has, for both
+    families: accelerate refuses a wrap list naming any class the model lacks (this failed on the
+    H200 x2 run of 2026-11-29 with the config listing both families' layers)."""
+    import yaml
+    from accelerate.utils import FullyShardedDataParallelPlugin
+
+    from trainer import modeling as M
+    from trainer.train import fsdp_wrap_family
+
+    cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "trainer/configs/accelerate_fsdp.yaml").read_text())
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")  # what `accelerate launch` exports from the config
+    monkeypatch.setenv("FSDP_TRANSFORMER_CLS_TO_WRAP", cfg["fsdp_config"]["fsdp_transformer_layer_cls_to_wrap"])
+    monkeypatch.setenv("FSDP_AUTO_WRAP_POLICY", cfg["fsdp_config"]["fsdp_auto_wrap_policy"])
+    full, lm = M.load_for_training(str(tiny_vl if family == "vl" else tiny_omni), family)
+    fsdp_wrap_family(family)
+    plugin = FullyShardedDataParallelPlugin(fsdp_version=2)
+    plugin.set_auto_wrap_policy(lm)
+    assert plugin.transformer_cls_names_to_wrap == [type(lm.decoder.layers[0]).__name__]

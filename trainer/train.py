@@ -268,7 +268,20 @@ def plot_loss(history: list[dict], path: Path):
     plt.close(fig)
 
 
-def make_accelerator(cfg: TrainConfig):
+# The decoder layer of each family's trained text module: FSDP wraps (shards) one of these at a time.
+FSDP_LAYER = {"vl": "Qwen2_5_VLDecoderLayer", "omni": "Qwen2_5OmniDecoderLayer"}
+
+
+def fsdp_wrap_family(family: str) -> None:
+    """accelerate refuses a wrap list that names a class the model does not have, so one
+    accelerate config cannot list both families' layers: under an FSDP launch the trained
+    family's layer class replaces the config's list (accelerate reads FSDP_TRANSFORMER_CLS_TO_WRAP
+    when the Accelerator is built)."""
+    if os.environ.get("ACCELERATE_USE_FSDP", "").lower() in ("1", "true"):
+        os.environ["FSDP_TRANSFORMER_CLS_TO_WRAP"] = FSDP_LAYER[family]
+
+
+def make_accelerator(cfg: TrainConfig, family: str = "vl"):
     import importlib.util
 
     from accelerate import Accelerator
@@ -280,6 +293,7 @@ def make_accelerator(cfg: TrainConfig):
         else:
             trackers.append(t)
     mp = "bf16" if cfg.precision == "bf16" and not bf16_weights(cfg) else "no"  # bf16 weights: no autocast
+    fsdp_wrap_family(family)
     acc = Accelerator(mixed_precision=mp, log_with=trackers or None, project_dir=cfg.output_dir)
     if trackers:
         acc.init_trackers("flex-judge", config={k: str(v) for k, v in config_dict(cfg).items()})
@@ -339,7 +353,7 @@ def run(cfg: TrainConfig) -> dict:
     from transformers import AutoTokenizer
 
     family = preflight(cfg)  # config, data-file, model and output-folder errors before any weights load
-    acc = make_accelerator(cfg)
+    acc = make_accelerator(cfg, family)
     set_seed(cfg.seed)
     tokenizer = AutoTokenizer.from_pretrained(cfg.model)
     samples = D.load_samples(cfg.train_file, tokenizer, cfg.max_length, cfg.bad_rows, cfg.append_eos, log=acc.print)
