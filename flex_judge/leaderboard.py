@@ -1,7 +1,8 @@
 """`flex-judge leaderboard RUN_DIR...`: lmms-eval runs of the flex tasks -> the paper's tables.
 
 Values and 95% CIs are read from each run's results file (``<metric>,none`` and
-``<metric>_ci95,none``, computed by flex_tasks.reports); nothing is recomputed here. The paper's
+``<metric>_ci95,none``, computed by flex_tasks.reports), item and run counts from its
+``flex_details`` (``Run.details``); nothing is recomputed here. The paper's
 rows (``protocols.json`` ``paper_results_v4``) are printed as reference lines. A run whose
 settings differ from the protocol (--limit, fewer runs, greedy decoding, other sampling, stops
 or seeds) is flagged: its row gets a mark and the differences are listed under the table.
@@ -97,10 +98,11 @@ def _cell(run: Run, col: Column, metric: str, scale: float) -> Optional[dict]:
         return None
     v = _f(run.metric(col.task, metric))
     ci = _ci(run.metric(col.task, f"{metric}_ci95"))
+    details = run.details(col.task)
     cell = {"value": None if v is None else v * scale, "ci95": None if ci is None else [x * scale for x in ci],
             "task": col.task, "metric": metric,
             "parse_failure_rate": _f(run.metric(col.task, "parse_failure_rate")),
-            "n_items": run.metric(col.task, "n_items"), "n_runs": run.metric(col.task, "n_runs")}
+            "n_items": details.get("n_items"), "n_runs": details.get("n_runs")}
     if col.second:
         cell["value2"] = _f(run.metric(col.task, col.second))
         cell["ci95_2"] = _ci(run.metric(col.task, f"{col.second}_ci95"))

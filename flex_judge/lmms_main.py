@@ -10,6 +10,9 @@ made honest about failure and about its data.
 - Provenance: the results file gets a `flex_provenance` object (flex_tasks.provenance): per task the
   data source, item count, items hash and whether the run was the full protocol; the flex-judge
   version/commit and the real lmms-eval version.
+- Details: the results file gets `flex_details`, per task the bookkeeping its aggregation produced
+  beside the printed metrics (n_items, n_runs, parse_failures, bootstrap seed and iterations,
+  breakdown; flex_tasks.lmms.take_details), so lmms-eval's table holds only numbers to compare.
 - Resumable judging: the `flex` model's journal defaults to `<output_path>/flex_journal`
   (env FLEX_JUDGE_JOURNAL; model_args `journal=` wins).
 """
@@ -70,15 +73,26 @@ def _results_files(output_path: str | None, since: float) -> list[Path]:
     return sorted(p for p in root.glob("**/*_results.json") if p.stat().st_mtime >= since)
 
 
-def write_provenance(files: list[Path], tasks: dict) -> None:
+def _plain(value):
+    """JSON fallback for numpy scalars (and anything else: its text)."""
+    return value.item() if hasattr(value, "item") else str(value)
+
+
+def annotate_results(files: list[Path], provenance: dict, details: dict) -> None:
+    """Add ``flex_provenance`` and ``flex_details`` (each for the tasks the file has results for)
+    to lmms-eval results files, everything lmms-eval wrote kept as written; atomic per file."""
     from flex_tasks.provenance import package_provenance
 
     for f in files:
         data = json.loads(f.read_text())
+        have = data.get("results") or {}
         data["flex_provenance"] = {"package": package_provenance(),
-                                   "tasks": {t: p for t, p in tasks.items() if t in (data.get("results") or {})}}
+                                   "tasks": {t: p for t, p in provenance.items() if t in have}}
+        mine = {t: d for t, d in details.items() if t in have}
+        if mine:  # another process of a multi-process run aggregated nothing: leave what rank 0 wrote
+            data["flex_details"] = mine
         tmp = f.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(data, indent=2, default=str))
+        tmp.write_text(json.dumps(data, indent=2, default=_plain))
         os.replace(tmp, f)
 
 
@@ -88,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from flex_judge.cli import tasks_path
     from flex_tasks.data import DataError
+    from flex_tasks.lmms import take_details
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--model" not in argv:
@@ -109,11 +124,14 @@ def main(argv: list[str] | None = None) -> int:
 
     errors: list[str] = []
     outcomes: list = []
+    annotated: set[Path] = set()
     original = lmms_main.cli_evaluate_single
 
     def evaluate_single(a):
         # cli_evaluate resets loguru's handlers before this runs, so the sink is added here
         sink = logger.add(lambda m: errors.append(m.record["message"]), level="ERROR")
+        take_details()  # this evaluation's aggregations only
+        started = time.time() - 1  # file times have 1 s resolution on some file systems
         try:
             out = original(a)
         except BaseException as e:
@@ -122,17 +140,18 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             logger.remove(sink)
         outcomes.append(out[0] if isinstance(out, tuple) else out)
+        files = [f for f in _results_files(getattr(a, "output_path", None), started) if f not in annotated]
+        annotate_results(files, provenance, take_details())
+        annotated.update(files)
         return out
 
     lmms_main.cli_evaluate_single = evaluate_single
-    started = time.time() - 1
     try:
         lmms_main.cli_evaluate(args)
     finally:
         lmms_main.cli_evaluate_single = original
     if listing:
         return 0
-    write_provenance(_results_files(args.output_path, started), provenance)
     requested = [t.strip() for t in (args.tasks or "").split(",") if t.strip()]
     missing = missing_tasks(requested, outcomes[-1] if outcomes else None)
     if errors or missing:

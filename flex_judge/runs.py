@@ -19,7 +19,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Optional
 
-from flex_tasks.protocol import TASKS, TaskSpec
+from flex_tasks.protocol import DETAIL_KEYS, TASKS, TaskSpec
 
 RESULTS_GLOB = "*_results.json"
 RECORD_FIELDS = ("task", "item", "run", "seed", "swap", "pred", "ok", "how", "gold")
@@ -111,6 +111,24 @@ class Run:
             if key in res:
                 return res[key]
         return None
+
+    def details(self, task: str) -> dict:
+        """A task's bookkeeping (``n_items``, ``n_runs``, ``parse_failures``, ``bootstrap_seed``,
+        ``bootstrap_iters``, ``breakdown``): the results file's ``flex_details`` (written by
+        ``flex-judge eval``); else the metrics of that name older results files held; else, for
+        a plain lmms-eval run, the counts taken from its samples file ({} without one)."""
+        found = (self.data.get("flex_details") or {}).get(task)
+        if found is not None:
+            return found
+        legacy = {k: self.metric(task, k) for k in DETAIL_KEYS if self.metric(task, k) is not None}
+        if legacy:
+            return legacy
+        try:
+            recs = self.records(task)
+        except RunError:
+            return {}
+        return {"n_items": len({r["item"] for r in recs}), "n_runs": len({int(r["run"]) for r in recs}),
+                "parse_failures": sum(1 for r in recs if not r.get("ok", True))}
 
     def task_config(self, task: str) -> dict:
         return (self.data.get("configs") or {}).get(task, {})
@@ -267,7 +285,7 @@ def protocol_deviations(run: Run, task: str) -> list[str]:
         n = _num(limit)
         out.append(f"--limit {int(n) if isinstance(n, float) and n.is_integer() else limit} "
                    f"(first {int(n) if isinstance(n, float) and n.is_integer() else limit} items, all runs)")
-    n_runs = run.metric(task, "n_runs")
+    n_runs = run.details(task).get("n_runs")
     want_runs = spec.runs if spec.multi_run else 1
     if n_runs is not None and int(n_runs) != want_runs:
         out.append(f"n_runs={int(n_runs)} (protocol {want_runs})")

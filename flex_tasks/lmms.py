@@ -95,6 +95,24 @@ def process_results(doc, results):
 
 # ------------------------------------------------------------------ aggregations
 _CACHE: list = []  # [(key, report)]
+# task -> the bookkeeping of its last report (protocol.DETAIL_KEYS: counts, seeds, breakdown).
+# lmms-eval keeps only metric values, and every metric is a row of its printed table, so the
+# aggregations leave the bookkeeping here, in the process that runs them; `flex-judge eval`
+# takes it after each evaluation and writes it into the results file (`flex_details`).
+_DETAILS: dict[str, dict] = {}
+
+
+def take_details() -> dict[str, dict]:
+    """The bookkeeping of every task aggregated since the last call, per task; clears it."""
+    out = dict(_DETAILS)
+    _DETAILS.clear()
+    return out
+
+
+def details_of(spec: TaskSpec, report: dict) -> dict:
+    """The part of a report that is not one of the task's printed metrics."""
+    printed = {name for name, _ in spec.metric_names()}
+    return {k: v for k, v in report.items() if k not in printed}
 
 
 def _key(records: list[dict]) -> tuple:
@@ -108,16 +126,19 @@ def report_for(values: list) -> dict:
     if not records:
         return {}
     key = _key(records)
+    spec = get(records[0]["task"])
     for k, rep in _CACHE:
         if k == key:
-            return rep
-    spec = get(records[0]["task"])
-    rep = getattr(reports, spec.report)(records, iters=bootstrap_iters(), seed=DEFAULT_BOOTSTRAP_SEED, **spec.report_kwargs)
-    # rows sharing a data id are separate items (keyed by position); say how many there were
-    first = {r["item"]: r.get("data_id") for r in records}
-    rep.setdefault("breakdown", {})["duplicate_data_ids"] = duplicate_ids(d for d in first.values() if d is not None)
-    _CACHE.append((key, rep))
-    del _CACHE[:-4]
+            break
+    else:
+        rep = getattr(reports, spec.report)(records, iters=bootstrap_iters(), seed=DEFAULT_BOOTSTRAP_SEED,
+                                            **spec.report_kwargs)
+        # rows sharing a data id are separate items (keyed by position); say how many there were
+        first = {r["item"]: r.get("data_id") for r in records}
+        rep.setdefault("breakdown", {})["duplicate_data_ids"] = duplicate_ids(d for d in first.values() if d is not None)
+        _CACHE.append((key, rep))
+        del _CACHE[:-4]
+    _DETAILS[spec.task] = details_of(spec, rep)
     return rep
 
 
@@ -133,9 +154,15 @@ def group_mean(values, sizes, weight_by_size=False):
     return float(np.mean(values)) if values else float("nan")
 
 
+CI_DIGITS = 4  # a CI's ends as lmms-eval prints values (it prints lists as they are)
+
+
 def _make_agg(metric: str):
     def agg(items):
-        return report_for(items).get(metric, float("nan"))
+        value = report_for(items).get(metric, float("nan"))
+        if metric.endswith("_ci95") and isinstance(value, list):
+            return [round(float(v), CI_DIGITS) for v in value]
+        return value
 
     agg.__name__ = f"agg_{metric}"
     return agg

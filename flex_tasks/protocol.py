@@ -24,7 +24,15 @@ PLACEHOLDERS = {ph: kind for family in FAMILY_PLACEHOLDERS.values() for kind, ph
 RUNS_ENV = "FLEX_JUDGE_RUNS"
 DATA_ENV = "FLEX_JUDGE_DATA"
 BOOTSTRAP_ITERS_ENV = "FLEX_JUDGE_BOOTSTRAP_ITERS"
-COMMON_METRICS = ("n_items", "n_runs", "parse_failures", "parse_failure_rate", "bootstrap_seed", "breakdown")
+# Printed for every task beside its own metrics: a score is only as trustworthy as the share of
+# outputs the protocol could read.
+COMMON_METRICS = ("parse_failure_rate",)
+# Bookkeeping every report returns as well. Not lmms-eval metrics (each metric is a row of the
+# table lmms-eval prints): `flex-judge eval` writes them into the results file under
+# `flex_details` (flex_tasks.lmms.take_details, flex_judge.lmms_main).
+DETAIL_KEYS = ("n_items", "n_runs", "parse_failures", "bootstrap_seed", "bootstrap_iters", "breakdown")
+# The most rows a task may print in lmms-eval's results table (one per metric).
+MAX_PRINTED_ROWS = 15
 
 
 @lru_cache(maxsize=1)
@@ -167,10 +175,9 @@ def _build() -> dict[str, TaskSpec]:
 
     utt = (("lcc", True), ("srcc", True), ("mse", False))
     sysl = (("sys_lcc", True), ("sys_srcc", True), ("sys_mse", False))
-    nisqa_sets = ("FOR", "LIVETALK", "P501")
-    per_set = tuple((f"{mm}_{x.lower()}", hib) for x in nisqa_sets for mm, hib in utt)
+    nisqa_sets = ("FOR", "LIVETALK", "P501")  # per-set values: breakdown.per_set (the paper reports pooled)
     for bench, parser, default, headline, extra, kwargs, env in (
-        ("nisqa", "answer_float", 3.0, utt, per_set, {"per_set": nisqa_sets}, "FLEX_NISQA_PATH"),
+        ("nisqa", "answer_float", 3.0, utt, (), {"per_set": nisqa_sets}, "FLEX_NISQA_PATH"),
         ("bvcc", "bvcc_mos", None, utt + sysl, (), {"system_level": True}, "FLEX_BVCC_PATH"),
         ("somos", "answer_float", 3.0, utt + sysl, (), {"system_level": True}, "FLEX_SOMOS_PATH"),
         ("voxsim", "answer_float", 3.5, utt, (), {}, "FLEX_VOXSIM_PATH"),

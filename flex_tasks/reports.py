@@ -1,8 +1,10 @@
 """Benchmark reports: per-(item, run) records -> the benchmark's corpus metrics.
 
-Pure functions. Each report returns a flat dict whose keys are the metric names that
-appear in the lmms-eval results file, plus ``breakdown`` (per run / dataset / category
-detail). Headline metrics get a seeded percentile bootstrap CI over items
+Pure functions. Each report returns a flat dict: the task's metrics (the names in its
+``TaskSpec.metric_names()``, lmms-eval's printed rows) and the bookkeeping
+``protocol.DETAIL_KEYS`` (item / run counts, parse failures, bootstrap seed and iterations, and
+``breakdown``: per run / dataset / category / set detail), which lands in the results file's
+``flex_details``. Headline metrics get a seeded percentile bootstrap CI over items
 (``<metric>_ci95`` = [lo, hi]); resampling keeps all runs of an item together.
 Parse failures are counted over records (one record = one model output).
 """
@@ -334,7 +336,7 @@ def mos(
     iters=M.DEFAULT_BOOTSTRAP_ITERS,
     seed=M.DEFAULT_BOOTSTRAP_SEED,
 ) -> dict:
-    """Utterance-level LCC/SRCC/MSE (pooled over sets; per set for ``per_set``) and, with
+    """Utterance-level LCC/SRCC/MSE (pooled over sets; per set in ``breakdown.per_set``) and, with
     ``system_level``, the same between each system's mean prediction and its system MOS
     (records carry ``system`` and ``system_gt``; systems without a GT are left out).
     Several runs of one item are averaged first."""
@@ -348,18 +350,14 @@ def mos(
         return lambda idx: _corr_block(pred[idx], gold[idx])[metric]
 
     base = _corr_block(pred, gold)
-    strata = None
+    strata, by_set = None, {}
     if per_set:
-        sets = np.array([_first(row)["set"] for row in grid])
-        strata = sets
+        strata = np.array([_first(row)["set"] for row in grid])
+        by_set = {s: {m: float(v) for m, v in _corr_block(pred[strata == s], gold[strata == s]).items()}
+                  for s in per_set}
     for m in ("lcc", "srcc", "mse"):
         out[f"{prefix}{m}"] = base[m]
         out[f"{prefix}{m}_ci95"] = _ci(utt(m), len(items), iters, seed, strata=strata)
-    for s in per_set:
-        sel = sets == s
-        block = _corr_block(pred[sel], gold[sel])
-        for m in ("lcc", "srcc", "mse"):
-            out[f"{m}_{s.lower()}"] = block[m]
 
     if system_level:
         systems = np.array([str(_first(row)["system"]) for row in grid])
@@ -385,6 +383,8 @@ def mos(
             out[f"sys_{m}_ci95"] = _ci(lambda idx, m=m: sys_block(idx)[m], len(items), iters, seed)
     out.update(_common(records, items, runs, iters, seed))
     out["breakdown"] = {"fallbacks_by_rule": _count_how(records)}
+    if per_set:
+        out["breakdown"]["per_set"] = by_set
     if system_level:
         out["breakdown"]["n_systems"] = len(known)
         out["breakdown"]["systems_without_gt"] = sorted(set(systems.tolist()) - set(known))

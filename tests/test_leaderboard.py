@@ -11,7 +11,7 @@ import pytest
 
 from flex_judge import leaderboard as LB
 from flex_judge.runs import Run, RunError, find_results, load_run, load_runs, protocol_deviations
-from flex_tasks.protocol import TASKS, protocols
+from flex_tasks.protocol import DETAIL_KEYS, TASKS, protocols
 from test_leaderboard_fixtures import make_runs
 
 pytestmark = pytest.mark.e2e
@@ -34,7 +34,8 @@ def test_table_values_equal_results_files(runs):
         for row in (sec or {"rows": []})["rows"]:
             if row["kind"] != "run":
                 continue
-            res = json.loads(Path(row["run"]).read_text())["results"]
+            data = json.loads(Path(row["run"]).read_text())
+            res = data["results"]
             for col, cell in row["cells"].items():
                 if cell.get("derived"):
                     continue
@@ -47,6 +48,8 @@ def test_table_values_equal_results_files(runs):
                 if isinstance(ci, list) and all(isinstance(x, (int, float)) and math.isfinite(x) for x in ci):
                     assert cell["ci95"] == pytest.approx([x * sec_def.scale for x in ci])
                 assert cell["parse_failure_rate"] == res[cell["task"]]["parse_failure_rate,none"]
+                details = data["flex_details"][cell["task"]]  # written by `flex-judge eval`
+                assert (cell["n_items"], cell["n_runs"]) == (details["n_items"], details["n_runs"])
                 checked += 1
     assert checked >= 10
     keys = [s["key"] for s in board["sections"]]
@@ -94,11 +97,14 @@ def test_protocol_faithful_run_is_not_flagged():
     spec = TASKS["flex_vl_rewardbench"]
     data = {"flex_provenance": _prov(spec.task),
             "config": {"model": "flex", "model_args": "pretrained=x", "limit": None},
-            "results": {spec.task: {"n_runs,none": spec.runs, "overall_acc,none": 0.5}},
+            "results": {spec.task: {"overall_acc,none": 0.5}}, "flex_details": {spec.task: {"n_runs": spec.runs}},
             "configs": {spec.task: {"generation_kwargs": spec.generation_kwargs()}},
             "n-samples": {spec.task: {"original": 10, "effective": 10}}}
     run = Run(Path("x_results.json"), data, "ok")
     assert protocol_deviations(run, spec.task) == []
+    data["flex_details"][spec.task]["n_runs"] = 2
+    assert protocol_deviations(run, spec.task) == ["n_runs=2 (protocol 5)"]
+    data["flex_details"][spec.task]["n_runs"] = spec.runs
     data["configs"][spec.task]["generation_kwargs"] = dict(spec.generation_kwargs(), seed=3, top_p=0.9)
     assert {d.split("=")[0] for d in protocol_deviations(run, spec.task)} == {"top_p", "seed"}
 
@@ -109,7 +115,7 @@ def test_fixture_data_and_missing_provenance_are_flagged(tmp_path, capsys):
     spec = TASKS["flex_vl_rewardbench"]
     data = {"flex_provenance": _prov(spec.task, source="fixtures"),
             "config": {"model": "flex", "model_args": "pretrained=x", "limit": None},
-            "results": {spec.task: {"n_runs,none": spec.runs, "overall_acc,none": 0.5}},
+            "results": {spec.task: {"overall_acc,none": 0.5}}, "flex_details": {spec.task: {"n_runs": spec.runs}},
             "configs": {spec.task: {"generation_kwargs": spec.generation_kwargs()}}}
     assert protocol_deviations(Run(Path("x_results.json"), data, "ok"), spec.task) == [
         "bundled fixtures, not the benchmark data"]
@@ -174,11 +180,13 @@ def test_run_without_samples_is_clear(runs, tmp_path):
 
 def test_audio_and_genai_cells_from_a_results_dict():
     res = {"flex_bvcc": {"lcc,none": 0.1, "srcc,none": 0.2, "sys_lcc,none": 0.3, "sys_srcc,none": 0.4,
-                         "lcc_ci95,none": [0.0, 0.2], "n_runs,none": 1, "parse_failure_rate,none": 0.5},
-           **{t: {"acc_mean,none": v, "acc_majority,none": v + 0.1, "n_runs,none": 7}
+                         "lcc_ci95,none": [0.0, 0.2], "parse_failure_rate,none": 0.5},
+           **{t: {"acc_mean,none": v, "acc_majority,none": v + 0.1}
               for t, v in (("flex_genai_bench_image", 0.4), ("flex_genai_bench_editing", 0.5),
                            ("flex_genai_bench_video", 0.6))}}
+    details = {t: {"n_runs": TASKS[t].runs if TASKS[t].multi_run else 1} for t in res}
     data = {"flex_provenance": _prov(*res), "config": {"model": "flex", "model_args": "pretrained=/x/judge"}, "results": res,
+            "flex_details": details,
             "configs": {t: {"generation_kwargs": TASKS[t].generation_kwargs()} for t in res}}
     board = LB.build([Run(Path("d_results.json"), data, "j")], with_paper=False)
     audio = next(s for s in board["sections"] if s["key"] == "audio_lcc_srcc")
@@ -198,7 +206,7 @@ def test_flex_model_arg_caps_are_flagged():
     data = {"flex_provenance": _prov(spec.task),
             "config": {"model": "flex", "model_args": "pretrained=x,max_new_tokens=96,assistant_prefix=<think>\\n",
                        "limit": None},
-            "results": {spec.task: {"n_runs,none": spec.runs}},
+            "results": {spec.task: {"overall_acc,none": 0.5}}, "flex_details": {spec.task: {"n_runs": spec.runs}},
             "configs": {spec.task: {"generation_kwargs": spec.generation_kwargs()}},
             "n-samples": {spec.task: {"original": 10, "effective": 10}}}
     devs = protocol_deviations(Run(Path("x_results.json"), data, "ok"), spec.task)
@@ -233,11 +241,13 @@ def test_eval_records_data_provenance_per_task(runs):
 
 
 def _crafted_run(folder: Path, model_args: str, results: dict) -> Path:
-    """A minimal lmms-eval results file (values as lmms-eval writes them: '<metric>,none')."""
+    """A minimal results file of `flex-judge eval`: metrics as lmms-eval writes them
+    ('<metric>,none'), the bookkeeping (DETAIL_KEYS) under flex_details."""
     folder.mkdir(parents=True)
-    res = {t: {f"{k},none": v for k, v in m.items()} for t, m in results.items()}
+    res = {t: {f"{k},none": v for k, v in m.items() if k not in DETAIL_KEYS} for t, m in results.items()}
+    details = {t: {k: v for k, v in m.items() if k in DETAIL_KEYS} for t, m in results.items()}
     data = {"results": res, "config": {"model": "flex", "model_args": model_args, "limit": None},
-            "configs": {}, "n-samples": {}, "flex_provenance": _prov(*results)}
+            "configs": {}, "n-samples": {}, "flex_provenance": _prov(*results), "flex_details": details}
     path = folder / "20261129_000000_results.json"
     path.write_text(json.dumps(data))
     return path
@@ -268,3 +278,20 @@ def test_unit_audio_scaling_is_flagged_against_paper_rows(tmp_path):
     assert not any("audio_scaling" in d for d in protocol_deviations(released, "flex_voxsim"))
     audio = next(s for s in LB.build([unit, released])["sections"] if s["key"] == "audio_lcc_srcc")
     assert [r["flagged"] for r in audio["rows"] if r["kind"] == "run"] == [False, True]
+
+
+def test_bookkeeping_read_from_flex_details_or_older_metrics(tmp_path):
+    """Item and run counts come from flex_details; results files written before it existed held
+    them as metrics and still read the same."""
+    spec = TASKS["flex_vl_rewardbench"]
+    new = load_runs([_crafted_run(tmp_path / "new", "pretrained=x", {spec.task: {
+        "overall_acc": 0.5, "parse_failure_rate": 0.1, "n_items": 7, "n_runs": 2}})])[0]
+    data = json.loads(new.results_file.read_text())
+    assert "n_runs,none" not in data["results"][spec.task]
+    old = Run(Path("old_results.json"), {**data, "flex_details": {}, "results": {spec.task: {
+        **data["results"][spec.task], "n_items,none": 7, "n_runs,none": 2, "bootstrap_seed,none": 1234}}}, "old")
+    for run in (new, old):
+        assert (run.details(spec.task)["n_items"], run.details(spec.task)["n_runs"]) == (7, 2)
+        assert "n_runs=2 (protocol 5)" in protocol_deviations(run, spec.task)
+        cell = LB.build([run], with_paper=False)["sections"][0]["rows"][0]["cells"]["overall"]
+        assert (cell["n_items"], cell["n_runs"], cell["parse_failure_rate"]) == (7, 2, 0.1)

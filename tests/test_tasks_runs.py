@@ -4,7 +4,7 @@ import pytest
 
 from flex_tasks import lmms
 from flex_tasks.data import load_items
-from flex_tasks.protocol import TASKS
+from flex_tasks.protocol import DETAIL_KEYS, MAX_PRINTED_ROWS, TASKS
 
 
 @pytest.fixture(autouse=True)
@@ -112,11 +112,26 @@ def test_aggregations_produce_every_metric(task):
     for i, d in enumerate(docs):
         for m, v in lmms.process_results(d, [outs[i % len(outs)]]).items():
             per_metric.setdefault(m, []).append(v)
+    lmms.take_details()
     got = {m: getattr(lmms, f"agg_{m}")(items) for m, items in per_metric.items()}
+    assert sorted(got) == sorted(name for name, _ in spec.metric_names())
     for m, _ in spec.headline:
         assert isinstance(got[m], float) and isinstance(got[f"{m}_ci95"], list)
-    assert got["n_runs"] == spec.n_runs() and got["parse_failures"] >= 1
-    assert got["bootstrap_seed"] == 1234 and isinstance(got["breakdown"], dict)
+    assert 0 < got["parse_failure_rate"] <= 1
+    # the bookkeeping is no metric: the aggregations leave it for `flex-judge eval` (flex_details)
+    details = lmms.take_details()
+    assert list(details) == [task] and sorted(details[task]) == sorted(DETAIL_KEYS)
+    d = details[task]
+    assert d["n_runs"] == spec.n_runs() and d["n_items"] == len(docs) // spec.n_runs() and d["parse_failures"] >= 1
+    assert d["bootstrap_seed"] == 1234 and isinstance(d["breakdown"], dict)
+    assert lmms.take_details() == {}
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_printed_metrics_fit_one_screen(task):
+    """Each metric is one row of lmms-eval's printed table (the e2e tests count the real rows)."""
+    assert len(TASKS[task].metric_names()) <= MAX_PRINTED_ROWS
+    assert not {name for name, _ in TASKS[task].metric_names()} & set(DETAIL_KEYS)
 
 
 @pytest.mark.e2e
@@ -129,6 +144,8 @@ def test_limit_counts_items_with_all_their_runs(tiny_vl, tmp_path):
     import subprocess
     import sys
     from pathlib import Path
+
+    from flex_judge.runs import load_run
 
     repo = Path(__file__).resolve().parents[1]
     env = dict(os.environ, FLEX_JUDGE_DATA="fixtures", FLEX_JUDGE_RUNS="3", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
@@ -146,4 +163,7 @@ def test_limit_counts_items_with_all_their_runs(tiny_vl, tmp_path):
         key = TASKS[task].metric_names()[0][0]  # every metric holds the per-(item, run) record
         judged = sorted((r[key]["item"], r[key]["run"]) for r in rows)
         assert judged == [(i, k) for i in (0, 1) for k in range(3)], task
-        assert results[task]["n_items,none"] == 2 and results[task]["n_runs,none"] == 3
+        # a plain lmms-eval run has no flex_details: the readers count items and runs in the samples
+        assert "n_items,none" not in results[task]
+        assert {k: v for k, v in load_run(Path(found[0])).details(task).items() if k != "parse_failures"} \
+            == {"n_items": 2, "n_runs": 3}

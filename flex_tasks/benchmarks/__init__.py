@@ -1,12 +1,13 @@
 """One module per benchmark: what differs between the paper's judge benchmarks, and only that.
 
 Each module defines ``BENCHMARK``, a :class:`Benchmark` named by its ``protocols.json`` key:
-the template fields of a doc (with the presentation order applied), the order its media are
-shown in, its user-message layout when the protocol's single template is not enough, and how an
-output is parsed back into the ORIGINAL order. Everything else is shared and table-driven
-(``flex_tasks.protocol`` TaskSpec: prompts, sampling, runs, metrics; ``flex_tasks.data`` loaders;
-``flex_tasks.reports``). Adding a benchmark = a module here + its entry in ``_MODULES`` + its
-protocol entry + the regenerated YAML.
+how its data files / hub rows become items (``load``, with the shared readers and checks of
+``flex_tasks.data``), its folder of bundled fixtures, the template fields of a doc (with the
+presentation order applied), the order its media are shown in, its user-message layout when the
+protocol's single template is not enough, and how an output is parsed back into the ORIGINAL
+order. Everything else is shared and table-driven (``flex_tasks.protocol`` TaskSpec: prompts,
+sampling, runs, metrics and the report by name; ``flex_tasks.reports``). Adding a benchmark = a
+module here + its entry in ``_MODULES`` + its protocol entry + the regenerated YAML.
 """
 from __future__ import annotations
 
@@ -32,13 +33,23 @@ def parse_with_protocol_parser(spec, doc, text: str) -> Parsed:
     return fn(text) if spec.parser_default is None else fn(text, spec.parser_default)
 
 
+def no_loader(spec, source) -> list:
+    raise NotImplementedError(f"flex_tasks.benchmarks: no loader for {spec.bench!r}")
+
+
 @dataclass(frozen=True)
 class Benchmark:
     name: str  # key in protocols.json (TaskSpec.bench)
+    load: Callable = no_loader  # (spec, source folder or data.HUB) -> items (flex_tasks.data.load_items)
+    fixtures: str = ""  # folder under flex_tasks/fixtures/ (default: name)
     fields: Callable = no_fields  # (spec, doc) -> template fields, presentation order applied
     media_order: Callable = shown_order  # (spec, doc, media refs in data order) -> refs as shown
     parse: Callable = parse_with_protocol_parser  # (spec, doc, text) -> Parsed, value in ORIGINAL order
     user_parts: Optional[Callable] = None  # (spec, doc) -> [(kind, text)] when spec.user is not enough
+
+    def __post_init__(self):
+        if not self.fixtures:
+            object.__setattr__(self, "fixtures", self.name)
 
 
 # protocols.json key -> module of this package

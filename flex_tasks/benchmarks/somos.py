@@ -1,5 +1,23 @@
 """SOMOS: one audio clip (VoxSim: two) and the protocol's fixed question; the answer is a score
 parsed by the protocol's parser (with its fallback value, counted as a parse failure)."""
-from flex_tasks.benchmarks import Benchmark
+from pathlib import Path
 
-BENCHMARK = Benchmark("somos")
+from flex_tasks.benchmarks import Benchmark
+from flex_tasks.data import existing, mos_list, number, system_csv, within
+
+
+def load(spec, source) -> list[dict]:
+    root = Path(source)
+    clean = root / "training_files" / "split1" / "clean"
+    lst = clean / "test_mos_list.txt"
+    sys_gt = system_csv(clean / "test_system.csv", spec.env)
+    items = []
+    for n, (wav, score) in enumerate(mos_list(lst, spec.env, header=True)):
+        sid = Path(wav).stem.split("_")[-1]
+        items.append({"data_id": wav, "gold": round(number(score, f"{lst} row {n}", "mean"), 1), "set": "",
+                      "media": [existing(within(root, root / "audios", wav, str(lst), n, spec.env), str(lst), n, spec.env)],
+                      "system": sid, "system_gt": sys_gt.get(sid, float("nan"))})
+    return items
+
+
+BENCHMARK = Benchmark("somos", load=load)
