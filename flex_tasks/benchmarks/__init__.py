@@ -7,7 +7,8 @@ run by ``python -m flex_tasks.make_fixtures``), the template fields of a doc (wi
 presentation order applied), the order its media are shown in, its user-message layout when the
 protocol's single template is not enough, how an output is parsed back into the ORIGINAL order,
 its report (records -> corpus metrics, with the shared machinery of ``flex_tasks.reports``) and
-its text-only demo training example (``demo_example``, run by ``python -m trainer.make_demo_data``).
+its text-only demo training example (``demo_example``, run by ``python -m trainer.make_demo_data``)
+and, for pairwise text benchmarks, the doc of an API compare request (``compare_fields``).
 Everything else is shared and table-driven (``flex_tasks.protocol`` TaskSpec: prompts,
 sampling, runs, metric names). The modules with a leading underscore are shared helpers, not
 benchmarks. Adding a benchmark = a module here + its entry in ``_MODULES`` + its protocol entry
@@ -65,6 +66,7 @@ class Benchmark:
     report: Callable = no_report  # (spec, records, *, iters, seed) -> flat dict of metrics + protocol.DETAIL_KEYS
     write_fixtures: Callable = no_fixtures  # (folder) -> writes the bundled mini copy in the real layout
     demo_example: Callable = no_demo_example  # (random.Random, spec) -> (doc, media descriptions, reasoning, answer tags)
+    compare_fields: Optional[Callable] = None  # (question, response_a, response_b) -> doc fields (flex_judge.api compare_request)
 
     def __post_init__(self):
         if not self.fixtures:

@@ -309,5 +309,11 @@ def demo_example(rng, spec):
     return DEMO_EXAMPLES[spec.variant](rng, spec)
 
 
+
+def compare_fields(question: str, response_a: str, response_b: str) -> dict:
+    """An API compare request as a pair item (the pair variant's fields)."""
+    return {"instruction": question, "answer1": response_a, "answer2": response_b}
+
+
 BENCHMARK = Benchmark("mllm_as_a_judge", load=load, fixtures="mllm_judge", fields=fields, user_parts=user_parts, parse=parse,
-                      report=report, write_fixtures=write_fixtures, demo_example=demo_example)
+                      report=report, write_fixtures=write_fixtures, demo_example=demo_example, compare_fields=compare_fields)

@@ -144,5 +144,10 @@ def demo_example(rng, spec):
     return {"query": q, "answer0": a1, "answer1": a2, "flex_swap": False}, media, why, answer
 
 
+
+def compare_fields(question: str, response_a: str, response_b: str) -> dict:
+    return {"query": question, "answer0": response_a, "answer1": response_b}
+
+
 BENCHMARK = Benchmark("vl_rewardbench", load=load, fields=fields, parse=parse, report=report,
-                      write_fixtures=write_fixtures, demo_example=demo_example)
+                      write_fixtures=write_fixtures, demo_example=demo_example, compare_fields=compare_fields)
