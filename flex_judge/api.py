@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from flex_tasks import media as task_media
-from flex_tasks import parsing, prompts
+from flex_tasks import benchmarks, parsing, prompts
 from flex_tasks.lmms import make_record
 from flex_tasks.protocol import TASKS, TaskSpec
 from flex_tasks.record import Record
@@ -174,10 +174,7 @@ class Judge:
     def compare_request(self, question: str, response_a: str, response_b: str, images: Sequence = (), *,
                         protocol: str = "vl_rewardbench", run: int = 0, gen_kwargs: Optional[dict] = None) -> JudgeRequest:
         task = task_name(protocol, COMPARE_TASKS)
-        if task == "flex_vl_rewardbench":
-            fields = {"query": question, "answer0": response_a, "answer1": response_b}
-        else:
-            fields = {"instruction": question, "answer1": response_a, "answer2": response_b}
+        fields = benchmarks.of(TASKS[task]).compare_fields(question, response_a, response_b)
         return self.request(task, fields, as_list(images, "images"), run=run, gen_kwargs=gen_kwargs)
 
     def compare_media_request(self, prompt: str, a, b, *, protocol: str = "mj_bench_alignment", run: int = 0,

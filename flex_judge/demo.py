@@ -82,20 +82,20 @@ def evaluate(family: str, model: Path, run_dir: Path, max_new_tokens: int, force
 # ---------------------------------------------------------------- the side-by-side table
 def failure_reasons(records: list[dict], max_new_tokens: int) -> str:
     """Why answers did not parse, counted over one task's failed records (raw outputs)."""
-    from flex_tasks.parsing import answer_ints
+    from flex_tasks.parsing import ANSWER_TAGS, answer_ints
     from flex_tasks.protocol import TASKS
 
     why = Counter()
     for r in records:
         if r.get("ok"):
             continue
-        text, parser = r.get("raw", r.get("text", "")), TASKS[r["task"]].parser
+        text, tags = r.get("raw", r.get("text", "")), ANSWER_TAGS.get(TASKS[r["task"]].parser, 1)
         if "<answer>" not in text:
             why["no <answer> tag after </think>" if "</think>" in text
                 else f"no <answer> tag: the reasoning ran past the {max_new_tokens}-token budget"] += 1
-        elif parser in ("vlrb_better", "mj_pref", "mllm_pair") and len(answer_ints(text)) < 2:
+        elif tags == 2 and len(answer_ints(text)) < 2:
             why["one score where two are needed"] += 1
-        elif parser == "mllm_batch":
+        elif tags == "per_answer":
             why["not one score per answer of the batch"] += 1
         else:
             why["an answer tag the task's parser does not accept"] += 1

@@ -1,5 +1,5 @@
 """Thin lmms-eval adapters: the YAML hooks. All logic lives in protocol / data / prompts /
-parsing / reports; this module only wires them to lmms-eval's calling conventions.
+parsing / the benchmark modules (with their reports); this module only wires them to lmms-eval's calling conventions.
 
 Every flex YAML loads a one-row stub (``{"flex_task": <task>}``); :func:`process_docs`
 replaces it with the real data, one doc per (item, run) (contract 2).
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from flex_tasks import benchmarks, media, prompts, reports
+from flex_tasks import benchmarks, media, prompts
 from flex_tasks.data import duplicate_ids, load_items
 from flex_tasks.protocol import TASKS, TaskSpec, bootstrap_iters, get
 from flex_tasks.record import GROUP_KEYS, Record, RecordRef, as_dicts
@@ -131,8 +131,7 @@ def report_for(values: list) -> dict:
         if k == key:
             break
     else:
-        rep = getattr(reports, spec.report)(records, iters=bootstrap_iters(), seed=DEFAULT_BOOTSTRAP_SEED,
-                                            **spec.report_kwargs)
+        rep = benchmarks.of(spec).report(spec, records, iters=bootstrap_iters(), seed=DEFAULT_BOOTSTRAP_SEED)
         # rows sharing a data id are separate items (keyed by position); say how many there were
         first = {r["item"]: r.get("data_id") for r in records}
         rep.setdefault("breakdown", {})["duplicate_data_ids"] = duplicate_ids(d for d in first.values() if d is not None)

@@ -141,3 +141,16 @@ PARSERS = {
     "answer_float": answer_float,
     "bvcc_mos": bvcc_mos,
 }
+
+# How many <answer> tags each parser reads: 2 (one score per response), "per_answer" (one score
+# per answer of a batch) or 1. `flex-judge demo` uses it to say why an output did not parse.
+ANSWER_TAGS = {
+    "vlrb_better": 2,
+    "mj_pref": 2,
+    "mllm_pair": 2,
+    "mllm_score": 1,
+    "mllm_batch": "per_answer",
+    "genai_vote": 1,
+    "answer_float": 1,
+    "bvcc_mos": 1,
+}

@@ -54,7 +54,6 @@ class TaskSpec:
     order: Optional[str]  # None | "random_swap" (VL-RewardBench) | "swap_odd_runs" (MJ-Bench)
     parser: str  # name in flex_tasks.parsing.PARSERS
     parser_default: Optional[float]  # fallback value for answer_float
-    report: str  # name in flex_tasks.reports
     headline: tuple[tuple[str, bool], ...]  # (metric, higher_is_better)
     extra_metrics: tuple[tuple[str, bool], ...]
     env: str  # FLEX_<BENCH>_PATH
@@ -67,7 +66,7 @@ class TaskSpec:
     group: Optional[str] = None
     modality: str = "vision"
     limit_mm: dict = field(default_factory=dict)
-    report_kwargs: dict = field(default_factory=dict)
+    report_kwargs: dict = field(default_factory=dict)  # for the benchmark module's report hook
 
     def seed(self, run: int) -> int:
         """Per-run sampling seed. Protocols that seed with k use k; MJ-Bench and the audio
@@ -117,7 +116,7 @@ def _build() -> dict[str, TaskSpec]:
         task="flex_vl_rewardbench", bench="vl_rewardbench", variant="test",
         system=P["vl_rewardbench"]["system"], user=P["vl_rewardbench"]["user"],
         temperature=s["temperature"], top_p=s["top_p"], max_tokens=s["max_tokens"], runs=s["runs"],
-        order="random_swap", parser="vlrb_better", parser_default=None, report="vl_rewardbench",
+        order="random_swap", parser="vlrb_better", parser_default=None,
         headline=(("overall_acc", True), ("macro_acc", True)),
         extra_metrics=(("general_acc", True), ("hallucination_acc", True), ("reasoning_acc", True),
                        ("overall_acc_official", True), ("macro_acc_official", True)),
@@ -130,7 +129,7 @@ def _build() -> dict[str, TaskSpec]:
             task=f"flex_mj_bench_{split}", bench="mj_bench", variant=split,
             system=P["mj_bench"]["system"][split], user=P["mj_bench"]["user_vl"],
             temperature=s["temperature"], top_p=s["top_p"], max_tokens=s["max_tokens"], runs=s["runs"],
-            order="swap_odd_runs", parser="mj_pref", parser_default=None, report="mj_bench",
+            order="swap_odd_runs", parser="mj_pref", parser_default=None,
             headline=(("acc_w_tie", True), ("acc_wo_tie", True)), extra_metrics=(),
             env="FLEX_MJ_BENCH_PATH", hub=("MJ-Bench/MJ-Bench", None, split), image_size=336,
             multi_run=True, group="flex_mj_bench", limit_mm=P["mj_bench"]["limit_mm_per_prompt"]))
@@ -149,7 +148,7 @@ def _build() -> dict[str, TaskSpec]:
             task=f"flex_genai_bench_{variant}", bench="genai_bench", variant=config,
             system=g["system"][variant], user=user,
             temperature=s["temperature"], top_p=s["top_p"], max_tokens=s["max_tokens"], runs=s["runs"],
-            order=None, parser="genai_vote", parser_default=None, report="genai_bench",
+            order=None, parser="genai_vote", parser_default=None,
             headline=(("acc_mean", True), ("acc_majority", True)), extra_metrics=(),
             env="FLEX_GENAI_BENCH_PATH", hub=("TIGER-Lab/GenAI-Bench", config, "test_v1"),
             image_size=None if variant == "video" else 448, video=video if variant == "video" else None,
@@ -157,17 +156,17 @@ def _build() -> dict[str, TaskSpec]:
 
     m = P["mllm_as_a_judge"]
     s = m["sampling"]
-    for variant, parser, report, headline, extra in (
-        ("score", "mllm_score", "mllm_score", (("pearson", True),), (("pearson_as_released", True),)),
-        ("pair", "mllm_pair", "mllm_pair", (("acc_w_tie", True), ("acc_wo_tie", True)), ()),
-        ("batch", "mllm_batch", "mllm_batch", (("levenshtein", False),), (("levenshtein_as_released", False),)),
+    for variant, parser, headline, extra in (
+        ("score", "mllm_score", (("pearson", True),), (("pearson_as_released", True),)),
+        ("pair", "mllm_pair", (("acc_w_tie", True), ("acc_wo_tie", True)), ()),
+        ("batch", "mllm_batch", (("levenshtein", False),), (("levenshtein_as_released", False),)),
     ):
         user = m["user_batch"].split("\n\n... (")[0] if variant == "batch" else m[f"user_{variant}"]
         specs.append(TaskSpec(
             task=f"flex_mllm_judge_{variant}", bench="mllm_as_a_judge", variant=variant,
             system=m["system"][variant], user=user,
             temperature=s["temperature"], top_p=s["top_p"], max_tokens=s["max_tokens"], runs=s["runs"],
-            order=None, parser=parser, parser_default=None, report=report, headline=headline, extra_metrics=extra,
+            order=None, parser=parser, parser_default=None, headline=headline, extra_metrics=extra,
             env="FLEX_MLLM_JUDGE_PATH", image_size=448,
             stop=tuple(s["stop_score_split"]) if variant == "score" else ("<|im_end|>",),
             include_stop_str_in_output=bool(s["include_stop_str_in_output"]),
@@ -186,7 +185,7 @@ def _build() -> dict[str, TaskSpec]:
         specs.append(TaskSpec(
             task=f"flex_{bench}", bench=bench, variant="test", system=P[bench]["system"], user=P[bench]["user"],
             temperature=s["temperature"], top_p=s["top_p"], max_tokens=s["max_tokens"], runs=1,
-            order=None, parser=parser, parser_default=default, report="mos", headline=headline,
+            order=None, parser=parser, parser_default=default, headline=headline,
             extra_metrics=extra, env=env, modality="audio",
             limit_mm=P[bench].get("limit_mm_per_prompt", {"audio": 1}), report_kwargs=kwargs))
     return {t.task: t for t in specs}

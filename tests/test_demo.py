@@ -123,3 +123,22 @@ def test_output_budget_fits_every_trained_answer(tmp_path):
     longest = max(len(tok(json.loads(line)["text"] + "<|im_end|>", add_special_tokens=False).input_ids)
                   for line in TRAIN_DATA.read_text().splitlines())
     assert longest <= MAX_NEW_TOKENS - 8, (longest, MAX_NEW_TOKENS)
+
+
+def test_failure_reasons_follow_the_parsers_answer_shape():
+    """Why an output did not parse, by the parser's number of answer tags (no task names)."""
+    from flex_judge.demo import failure_reasons
+    from flex_tasks.parsing import ANSWER_TAGS, PARSERS
+
+    assert set(ANSWER_TAGS) == set(PARSERS)
+    recs = [{"task": "flex_vl_rewardbench", "ok": False, "raw": "x</think><answer>3</answer>"},
+            {"task": "flex_mj_bench_quality", "ok": False, "raw": "x</think><answer>3</answer>"},
+            {"task": "flex_mllm_judge_batch", "ok": False, "raw": "x</think><answer>3</answer>"},
+            {"task": "flex_genai_bench_image", "ok": False, "raw": "x</think><answer>[[A?B]]</answer>"},
+            {"task": "flex_nisqa", "ok": False, "raw": "x</think>"},
+            {"task": "flex_nisqa", "ok": False, "raw": "no end"},
+            {"task": "flex_nisqa", "ok": True, "raw": "x</think><answer>3.0</answer>"}]
+    assert failure_reasons(recs, 64) == ("2x one score where two are needed; 1x not one score per answer of the batch; "
+                                         "1x an answer tag the task's parser does not accept; "
+                                         "1x no <answer> tag after </think>; "
+                                         "1x no <answer> tag: the reasoning ran past the 64-token budget")

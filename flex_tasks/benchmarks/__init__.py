@@ -2,12 +2,17 @@
 
 Each module defines ``BENCHMARK``, a :class:`Benchmark` named by its ``protocols.json`` key:
 how its data files / hub rows become items (``load``, with the shared readers and checks of
-``flex_tasks.data``), its folder of bundled fixtures, the template fields of a doc (with the
+``flex_tasks.data``), its folder of bundled fixtures and how they are written (``write_fixtures``,
+run by ``python -m flex_tasks.make_fixtures``), the template fields of a doc (with the
 presentation order applied), the order its media are shown in, its user-message layout when the
-protocol's single template is not enough, and how an output is parsed back into the ORIGINAL
-order. Everything else is shared and table-driven (``flex_tasks.protocol`` TaskSpec: prompts,
-sampling, runs, metrics and the report by name; ``flex_tasks.reports``). Adding a benchmark = a
-module here + its entry in ``_MODULES`` + its protocol entry + the regenerated YAML.
+protocol's single template is not enough, how an output is parsed back into the ORIGINAL order,
+its report (records -> corpus metrics, with the shared machinery of ``flex_tasks.reports``) and
+its text-only demo training example (``demo_example``, run by ``python -m trainer.make_demo_data``)
+and, for pairwise text benchmarks, the doc of an API compare request (``compare_fields``).
+Everything else is shared and table-driven (``flex_tasks.protocol`` TaskSpec: prompts,
+sampling, runs, metric names). The modules with a leading underscore are shared helpers, not
+benchmarks. Adding a benchmark = a module here + its entry in ``_MODULES`` + its protocol entry
++ the regenerated YAML and fixtures.
 """
 from __future__ import annotations
 
@@ -37,6 +42,18 @@ def no_loader(spec, source) -> list:
     raise NotImplementedError(f"flex_tasks.benchmarks: no loader for {spec.bench!r}")
 
 
+def no_report(spec, records, **kwargs) -> dict:
+    raise NotImplementedError(f"flex_tasks.benchmarks: no report for {spec.bench!r}")
+
+
+def no_fixtures(root) -> None:
+    raise NotImplementedError(f"flex_tasks.benchmarks: no fixture writer for {root}")
+
+
+def no_demo_example(rng, spec) -> tuple:
+    raise NotImplementedError(f"flex_tasks.benchmarks: no demo example for {spec.bench!r}")
+
+
 @dataclass(frozen=True)
 class Benchmark:
     name: str  # key in protocols.json (TaskSpec.bench)
@@ -46,6 +63,10 @@ class Benchmark:
     media_order: Callable = shown_order  # (spec, doc, media refs in data order) -> refs as shown
     parse: Callable = parse_with_protocol_parser  # (spec, doc, text) -> Parsed, value in ORIGINAL order
     user_parts: Optional[Callable] = None  # (spec, doc) -> [(kind, text)] when spec.user is not enough
+    report: Callable = no_report  # (spec, records, *, iters, seed) -> flat dict of metrics + protocol.DETAIL_KEYS
+    write_fixtures: Callable = no_fixtures  # (folder) -> writes the bundled mini copy in the real layout
+    demo_example: Callable = no_demo_example  # (random.Random, spec) -> (doc, media descriptions, reasoning, answer tags)
+    compare_fields: Optional[Callable] = None  # (question, response_a, response_b) -> doc fields (flex_judge.api compare_request)
 
     def __post_init__(self):
         if not self.fixtures:
@@ -74,3 +95,8 @@ def get(bench: str) -> Benchmark:
 def of(spec) -> Benchmark:
     """The benchmark of a TaskSpec."""
     return get(spec.bench)
+
+
+def registered() -> list[Benchmark]:
+    """Every benchmark, in registry order."""
+    return [get(bench) for bench in _MODULES]

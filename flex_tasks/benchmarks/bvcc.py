@@ -3,6 +3,9 @@ parsed by the protocol's parser (with its fallback value, counted as a parse fai
 from pathlib import Path
 
 from flex_tasks.benchmarks import Benchmark
+from flex_tasks.benchmarks._demo_text import mos_example
+from flex_tasks.benchmarks import _fixture_media as fx
+from flex_tasks.reports import mos_report
 from flex_tasks.data import existing, mos_list, number, system_csv, within
 
 
@@ -20,4 +23,20 @@ def load(spec, source) -> list[dict]:
     return items
 
 
-BENCHMARK = Benchmark("bvcc", load=load)
+def write_fixtures(root: Path):
+    """main/DATA/ with wav/, sets/test_mos_list.txt (no header) and mydata_system.csv."""
+    data = root / "main" / "DATA"
+    systems = {"sys0a1b2": 0, "sys3c4d5": 2, "sys6e7f8": 4}
+    lst, sys_lines = [], ["system_ID,mean"]
+    for sid, deg in systems.items():
+        sys_lines.append(f"{sid},{fx.DEGRADATIONS[deg][2]:.3f}")
+        for u in range(2):
+            snr, clip, label = fx.DEGRADATIONS[(deg + u) % len(fx.DEGRADATIONS)]
+            wav = f"{sid}-utt{u:05x}{deg}.wav"
+            fx.wav(data / "wav" / wav, fx.degrade(fx.voice(900 + deg * 3 + u), snr, clip, 950 + deg + u))
+            lst.append(f"{wav},{label + 0.125:.3f}")
+    fx.write_text(data / "sets" / "test_mos_list.txt", "\n".join(lst) + "\n")
+    fx.write_text(data / "mydata_system.csv", "\n".join(sys_lines) + "\n")
+
+
+BENCHMARK = Benchmark("bvcc", load=load, report=mos_report, write_fixtures=write_fixtures, demo_example=mos_example)

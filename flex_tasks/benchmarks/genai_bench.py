@@ -2,7 +2,13 @@
 images or videos, in the data's order; the verdict is an [[A>B]]-style vote."""
 from pathlib import Path
 
+import numpy as np
+
+from flex_tasks import metrics as M
+from flex_tasks.reports import NAN, bootstrap_ci, common_details, first_record, item_run_matrix, quiet, record_grid, runwise_mean
 from flex_tasks.benchmarks import Benchmark
+from flex_tasks.benchmarks import _demo_text as dt
+from flex_tasks.benchmarks import _fixture_media as fx
 from flex_tasks.data import HUB, DataError, existing, load_hub_copy, require_columns, source_dataset, text_rows
 
 _EDITING_FIELDS = ("source_prompt", "target_prompt", "instruct_prompt")
@@ -52,4 +58,90 @@ def load(spec, source) -> list[dict]:
     return items
 
 
-BENCHMARK = Benchmark("genai_bench", load=load, fields=fields)
+
+# ---------------------------------------------------------------- report
+def accuracy_report(records, *, iters=M.DEFAULT_BOOTSTRAP_ITERS, seed=M.DEFAULT_BOOTSTRAP_SEED) -> dict:
+    items, runs, grid = record_grid(records)
+    correct = item_run_matrix(grid, lambda r: float(r["pred"] == r["gold"]))
+    maj_correct = np.array(
+        [float(M.majority_vote([r["pred"] for r in row if r is not None]) == first_record(row)["gold"]) for row in grid]
+    )
+
+    def mean_acc(idx):
+        return runwise_mean(correct, idx)
+
+    def maj_acc(idx):
+        return float(maj_correct[idx].mean()) if len(idx) else NAN
+
+    all_idx = np.arange(len(items))
+    out = {"acc_mean": mean_acc(all_idx), "acc_majority": maj_acc(all_idx)}
+    out["acc_mean_ci95"] = bootstrap_ci(mean_acc, len(items), iters, seed)
+    out["acc_majority_ci95"] = bootstrap_ci(maj_acc, len(items), iters, seed)
+    out.update(common_details(records, items, runs, iters, seed))
+    with quiet():
+        out["breakdown"] = {"per_run_acc": [float(v) for v in np.nanmean(correct, axis=0)]}
+    return out
+
+
+def report(spec, records, **kwargs) -> dict:
+    return accuracy_report(records, **kwargs)
+
+
+# ---------------------------------------------------------------- bundled fixtures, demo rows
+def write_fixtures(root: Path):
+    """The hub repo's parquet per config (embedded images; videos as files under videos/)."""
+    import datasets as d
+
+    votes = ["leftvote", "rightvote", "tievote", "bothbad_vote"]
+    img = {"image_generation": ["left_image", "right_image"],
+           "image_edition": ["source_image", "left_output_image", "right_output_image"]}
+    for c, (config, cols) in enumerate(img.items()):
+        rows = []
+        for n, v in enumerate(votes):
+            row = {"left_model": "m1", "right_model": "m2", "vote_type": v, "tstamp": float(n), "judge": "arena"}
+            row["prompt" if config == "image_generation" else "source_prompt"] = f"a red cube {n}"
+            if config == "image_edition":
+                row.update(target_prompt=f"a blue cube {n}", instruct_prompt=f"make the cube {n} blue")
+            for k, col in enumerate(cols):
+                row[col] = {"bytes": fx.png(400 + 50 * c + 5 * n + k), "path": None}
+            rows.append(row)
+        feats = d.Features({**{k: d.Value("string") for k in rows[0] if k not in cols and k != "tstamp"},
+                            "tstamp": d.Value("float64"), **{col: d.Image() for col in cols}})
+        fx.parquet(rows, feats, root / config / "test_v1-00000-of-00001.parquet")
+    rows = []
+    for n, v in enumerate(votes[:3]):
+        left, right = f"clip_{n}_left.mp4", f"clip_{n}_right.mp4"
+        fx.video(root / "videos" / left, 500 + 2 * n)
+        fx.video(root / "videos" / right, 501 + 2 * n)
+        rows.append({"prompt": f"a ball bouncing {n}", "left_model": "v1", "right_model": "v2", "vote_type": v,
+                     "left_video": f"https://example.invalid/videos/{left}", "right_video": f"https://example.invalid/videos/{right}",
+                     "tstamp": float(n), "judge": "arena"})
+    feats = d.Features({k: (d.Value("float64") if k == "tstamp" else d.Value("string")) for k in rows[0]})
+    fx.parquet(rows, feats, root / "video_generation" / "test_v1-00000-of-00001.parquet")
+
+
+DEMO_VERDICTS = {(True, False): "[[A>B]]", (False, True): "[[B>A]]", (True, True): "[[A=B=Good]]", (False, False): "[[A=B=Bad]]"}
+
+
+def demo_example(rng, spec):
+    """A four-way vote between two generated images / edits / videos."""
+    kind = "video" if spec.variant == "video_generation" else "image"
+    ok_a, ok_b = rng.choice(list(DEMO_VERDICTS))
+    scene = dt.scene(rng)
+    target = dt.say(scene)
+    da = target if ok_a else dt.say(dt.other(rng, scene))
+    db = target if ok_b else dt.say(dt.other(rng, scene))
+    verdict = DEMO_VERDICTS[(ok_a, ok_b)]
+    judge = lambda ok: "good" if ok else "bad"  # noqa: E731
+    why = f"A is {judge(ok_a)}, B is {judge(ok_b)}."
+    if spec.variant == "image_edition":
+        src = dt.other(rng, scene)
+        n, color, obj, _ = scene
+        edit = f"make them {color}" if src[0] == n else f"show {dt.NUMBERS[n]} {dt.plural(obj, n)}"
+        doc = {"source_prompt": dt.say(src), "target_prompt": target, "instruct_prompt": edit}
+        return doc, [f"image: {dt.say(src)}", f"image: {da}", f"image: {db}"], why, f"<answer>{verdict}</answer>"
+    return {"prompt": target}, [f"{kind}: {da}", f"{kind}: {db}"], why, f"<answer>{verdict}</answer>"
+
+
+BENCHMARK = Benchmark("genai_bench", load=load, fields=fields, report=report, write_fixtures=write_fixtures,
+                      demo_example=demo_example)

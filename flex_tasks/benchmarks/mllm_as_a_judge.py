@@ -1,9 +1,16 @@
 """MLLM-as-a-Judge: score (one answer), pair (two answers) and batch (a ranking of N answers,
 one '[Assistant i's Answer]' block each); one image per item."""
 from pathlib import Path
+import json
 import os
 
+import numpy as np
+
+from flex_tasks import metrics as M
+from flex_tasks.reports import NAN, bootstrap_ci, common_details, first_record, item_run_matrix, quiet, record_grid
 from flex_tasks.benchmarks import Benchmark
+from flex_tasks.benchmarks import _demo_text as dt
+from flex_tasks.benchmarks import _fixture_media as fx
 from flex_tasks.data import DataError, read_jsonl, within
 from flex_tasks.parsing import PARSERS
 from flex_tasks.protocol import FAMILY_PLACEHOLDERS
@@ -99,4 +106,214 @@ def load(spec, source) -> list[dict]:
     return items
 
 
-BENCHMARK = Benchmark("mllm_as_a_judge", load=load, fixtures="mllm_judge", fields=fields, user_parts=user_parts, parse=parse)
+
+# ---------------------------------------------------------------- reports (per variant)
+def by_dataset(grid) -> tuple[np.ndarray, list[str]]:
+    ds = np.array([first_record(row)["dataset"] for row in grid])
+    return ds, sorted(set(ds.tolist()))
+
+
+def per_dataset(idx, ds, names, value) -> dict:
+    """{dataset: value(item indices of that dataset in idx)}; value returns None to leave one out."""
+    out = {}
+    for name in names:
+        sel = idx[ds[idx] == name]
+        v = value(sel) if len(sel) else None
+        if v is not None:
+            out[name] = float(v)
+    return out
+
+
+def mean_over_datasets(per_ds):
+    """The MLLM-as-a-Judge headline: per-dataset values averaged over datasets (NaN if none)."""
+    def stat(idx):
+        v = per_ds(idx)
+        return float(np.mean(list(v.values()))) if v else NAN
+    return stat
+
+
+def pair_report(records, *, iters=M.DEFAULT_BOOTSTRAP_ITERS, seed=M.DEFAULT_BOOTSTRAP_SEED) -> dict:
+    """Majority over runs (A=-1, B=+1, C=0 summed) per item; accuracy per original dataset,
+    averaged over datasets. 'w.o. tie' keeps items whose human label is not C (a dataset
+    without such items is left out of that average)."""
+    items, runs, grid = record_grid(records)
+    ds, names = by_dataset(grid)
+    gold = np.array([first_record(row)["gold"] for row in grid])
+    maj = np.array([M.sign_majority([r["pred"] for r in row if r is not None]) for row in grid])
+    hit = (maj == gold).astype(float)
+
+    def acc(sel):
+        return hit[sel].mean() if len(sel) else None
+
+    def per_ds(idx, with_tie):
+        return per_dataset(idx, ds, names, acc if with_tie else (lambda sel: acc(sel[gold[sel] != "C"])))
+
+    w_tie = mean_over_datasets(lambda idx: per_ds(idx, True))
+    wo_tie = mean_over_datasets(lambda idx: per_ds(idx, False))
+
+    all_idx = np.arange(len(items))
+    out = {"acc_w_tie": w_tie(all_idx), "acc_wo_tie": wo_tie(all_idx)}
+    out["acc_w_tie_ci95"] = bootstrap_ci(w_tie, len(items), iters, seed, strata=ds)
+    out["acc_wo_tie_ci95"] = bootstrap_ci(wo_tie, len(items), iters, seed, strata=ds)
+    out.update(common_details(records, items, runs, iters, seed))
+    out["breakdown"] = {"per_dataset_w_tie": per_ds(all_idx, True), "per_dataset_wo_tie": per_ds(all_idx, False)}
+    return out
+
+
+def score_report(records, *, iters=M.DEFAULT_BOOTSTRAP_ITERS, seed=M.DEFAULT_BOOTSTRAP_SEED) -> dict:
+    """Pearson(pred, human) per original dataset per run (unparsable pred = -1, NaN -> 0),
+    median over runs, mean over datasets. ``pearson_as_released``: the same with run k's
+    Pearson taken over runs 1..k pooled, as the released evaluation script computes it
+    (docs/divergences.md)."""
+    items, runs, grid = record_grid(records)
+    ds, names = by_dataset(grid)
+    pred = item_run_matrix(grid, lambda r: float(r["pred"]))
+    gold = np.array([float(first_record(row)["gold"]) for row in grid])
+
+    def median_pearson(sel):
+        rs = []
+        for j in range(len(runs)):
+            ok = ~np.isnan(pred[sel, j])
+            rs.append(M.nan_to_zero(M.pearson(pred[sel, j][ok], gold[sel][ok])))
+        return np.median(rs)
+
+    def per_ds(idx):
+        return per_dataset(idx, ds, names, median_pearson)
+
+    def pooled_median_pearson(sel):
+        # released test/evaluate.py: prediction lists are never reset between runs, so "run k"
+        # is Pearson over runs 1..k pooled; then the median of those values
+        rs = []
+        for j in range(len(runs)):
+            p, g = pred[sel, : j + 1].T.ravel(), np.tile(gold[sel], j + 1)
+            ok = ~np.isnan(p)
+            rs.append(M.nan_to_zero(M.pearson(p[ok], g[ok])))
+        return np.median(rs)
+
+    stat = mean_over_datasets(per_ds)
+    as_released = mean_over_datasets(lambda idx: per_dataset(idx, ds, names, pooled_median_pearson))
+
+    all_idx = np.arange(len(items))
+    out = {"pearson": stat(all_idx), "pearson_ci95": bootstrap_ci(stat, len(items), iters, seed, strata=ds),
+           "pearson_as_released": as_released(all_idx)}
+    out.update(common_details(records, items, runs, iters, seed))
+    out["breakdown"] = {"per_dataset_pearson": per_ds(all_idx),
+                        "per_dataset_pearson_as_released": per_dataset(all_idx, ds, names, pooled_median_pearson)}
+    return out
+
+
+def batch_report(records, *, iters=M.DEFAULT_BOOTSTRAP_ITERS, seed=M.DEFAULT_BOOTSTRAP_SEED) -> dict:
+    """Normalised Levenshtein(pred ranking, human ranking) per item; mean per dataset per
+    run; worst (max) over runs; mean over datasets. Lower is better.
+    ``levenshtein_as_released``: run k's mean taken over runs 1..k pooled, as the released
+    evaluation script computes it (docs/divergences.md)."""
+    items, runs, grid = record_grid(records)
+    ds, names = by_dataset(grid)
+    dist = item_run_matrix(grid, lambda r: M.norm_levenshtein(r["pred"], r["gold"]))
+
+    def worst_run(sel):
+        with quiet():
+            return np.nanmax(np.nanmean(dist[sel], axis=0))
+
+    def per_ds(idx):
+        return per_dataset(idx, ds, names, worst_run)
+
+    def pooled_worst(sel):
+        # released test/evaluate.py: "run k" is the mean distance over runs 1..k pooled
+        with quiet():
+            return max(np.nanmean(dist[sel, : j + 1]) for j in range(len(runs)))
+
+    stat = mean_over_datasets(per_ds)
+    as_released = mean_over_datasets(lambda idx: per_dataset(idx, ds, names, pooled_worst))
+
+    all_idx = np.arange(len(items))
+    out = {"levenshtein": stat(all_idx), "levenshtein_ci95": bootstrap_ci(stat, len(items), iters, seed, strata=ds),
+           "levenshtein_as_released": as_released(all_idx)}
+    out.update(common_details(records, items, runs, iters, seed))
+    out["breakdown"] = {"per_dataset_levenshtein": per_ds(all_idx),
+                        "per_dataset_levenshtein_as_released": per_dataset(all_idx, ds, names, pooled_worst)}
+    return out
+
+
+REPORTS = {"score": score_report, "pair": pair_report, "batch": batch_report}
+
+
+def report(spec, records, **kwargs) -> dict:
+    return REPORTS[spec.variant](records, **kwargs)
+
+
+# ---------------------------------------------------------------- bundled fixtures
+def write_fixtures(root: Path):
+    """The upstream folder layout: Dataset/image/<dataset>/... and Dataset/Benchmark/{pair,score,batch}.jsonl."""
+    data = root / "Dataset"
+    for n in range(4):
+        path = data / "image" / ("COCO" if n < 2 else "ChartQA") / f"img_{n}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fx.image(600 + n).save(path)
+    img = lambda n: f"{'COCO' if n < 2 else 'ChartQA'}/img_{n}.png"
+    pair = [{"id": n, "pair_id": 100 + n, "image_path": img(n % 4), "original_dataset": "COCO" if n % 4 < 2 else "ChartQA",
+             "instruction": f"Describe image {n}.", "answer1": {"name": "m1", "answer": f"First answer {n}."},
+             "answer2": {"name": "m2", "answer": f"Second answer {n}."}, "human": "ABCA"[n], "true_answers": ""} for n in range(4)]
+    score = [{"id": n, "score_id": 200 + n, "image_path": img(n % 4), "original_dataset": ["COCO", "COCO", "COCO", "ChartQA", "MathVista"][n],
+              "instruction": f"What is in image {n}?", "answer": f"An answer {n}.", "name": "m1",
+              "human": str(n % 5 + 1) if n == 2 else n % 5 + 1, "true_answers": ""} for n in range(5)]
+    batch = []
+    for n, ranking in enumerate(["ABC", "CAB", "BCA"]):
+        row = {"id": n, "image_path": img(n), "original_dataset": "COCO" if n < 2 else "ChartQA",
+               "instruction": f"Rank the answers for image {n}.",
+               "answers": [{"name": f"m{k}", "answer": f"Answer {k} to {n}."} for k in range(3)]}
+        row["human_answer" if n != 1 else "human"] = ranking
+        batch.append(row)
+    for name, rows in (("pair", pair), ("score", score), ("batch", batch)):
+        fx.write_text(data / "Benchmark" / f"{name}.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+
+
+# ---------------------------------------------------------------- demo rows (per variant)
+def _demo_score(rng, spec):
+    """One answer, a score 1-5."""
+    scene = dt.scene(rng)
+    q, right, (wrong,), key = dt.qa(rng, scene)
+    good = rng.random() < 0.5
+    answer = right if good else wrong
+    score = rng.randint(4, 5) if good else rng.randint(1, 2)
+    why = "The answer is " + ("right." if good else f"wrong, not {key}.")
+    return {"instruction": q, "answer": answer}, [f"image: {dt.say(scene)}"], why, dt.answers(score)
+
+
+def _demo_pair(rng, spec):
+    """Two text answers about one image, two scores 1-10."""
+    q, a1, a2, media, why, answer = dt.vision_pair(rng)
+    return {"instruction": q, "answer1": a1, "answer2": a2}, media, why, answer
+
+
+def _demo_batch(rng, spec):
+    """3-4 answers, one distinct score each."""
+    scene = dt.scene(rng)
+    k = rng.randint(3, 4)
+    q, right, wrongs, key = dt.qa(rng, scene, n_wrong=k)
+    good = [rng.random() < 0.4 for _ in range(k)]
+    answers = [right if g else wrongs[i] for i, g in enumerate(good)]
+    scores = sorted(rng.sample(range(1, 11), k), reverse=True)
+    ranked = sorted(range(k), key=lambda i: (not good[i], i))  # right answers first
+    per = [0] * k
+    for s, i in zip(scores, ranked):
+        per[i] = s
+    why = " ".join(f"{i + 1} is {'right' if g else 'wrong'}." for i, g in enumerate(good)) + f" It is {key}."
+    return {"instruction": q, "answers": answers}, [f"image: {dt.say(scene)}"], why, dt.answers(*per)
+
+
+DEMO_EXAMPLES = {"score": _demo_score, "pair": _demo_pair, "batch": _demo_batch}
+
+
+def demo_example(rng, spec):
+    return DEMO_EXAMPLES[spec.variant](rng, spec)
+
+
+
+def compare_fields(question: str, response_a: str, response_b: str) -> dict:
+    """An API compare request as a pair item (the pair variant's fields)."""
+    return {"instruction": question, "answer1": response_a, "answer2": response_b}
+
+
+BENCHMARK = Benchmark("mllm_as_a_judge", load=load, fixtures="mllm_judge", fields=fields, user_parts=user_parts, parse=parse,
+                      report=report, write_fixtures=write_fixtures, demo_example=demo_example, compare_fields=compare_fields)

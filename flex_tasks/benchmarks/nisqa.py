@@ -3,6 +3,9 @@ parsed by the protocol's parser (with its fallback value, counted as a parse fai
 from pathlib import Path
 
 from flex_tasks.benchmarks import Benchmark
+from flex_tasks.benchmarks._demo_text import mos_example
+from flex_tasks.benchmarks import _fixture_media as fx
+from flex_tasks.reports import mos_report
 from flex_tasks.data import DataError, csv_rows, existing, number, within
 
 
@@ -24,4 +27,20 @@ def load(spec, source) -> list[dict]:
     return items
 
 
-BENCHMARK = Benchmark("nisqa", load=load)
+def write_fixtures(root: Path):
+    """NISQA_TEST_<set>/ with its file csv and deg/ clips; P501 at 48 kHz exercises resampling."""
+    for s, name in enumerate(SETS):
+        d = root / f"NISQA_TEST_{name}"
+        lines = ["db,con,file,con_description,filename_deg,filename_ref,source,lang,votes,mos,noi,col,dis,loud,filepath_deg,filepath_ref"]
+        for n in range(3):
+            snr, clip, mos_label = fx.DEGRADATIONS[(n * 2 + s) % len(fx.DEGRADATIONS)]
+            sr = 48000 if name == "P501" else fx.SR
+            x = fx.degrade(fx.voice(700 + 10 * s + n, sr=sr), snr, clip, 800 + 10 * s + n)
+            fn = f"c{n:05d}_{name.lower()}.wav"
+            fx.wav(d / "deg" / fn, x, sr)
+            mos = mos_label + 0.03 * n
+            lines.append(f"NISQA_TEST_{name},{n},{n},snr={snr} clip={clip},{fn},,synthetic,en,5,{mos:.4f},0,0,0,0,deg/{fn},")
+        fx.write_text(d / f"NISQA_TEST_{name}_file.csv", "\n".join(lines) + "\n")
+
+
+BENCHMARK = Benchmark("nisqa", load=load, report=mos_report, write_fixtures=write_fixtures, demo_example=mos_example)

@@ -3,6 +3,9 @@ parsed by the protocol's parser (with its fallback value, counted as a parse fai
 from pathlib import Path
 
 from flex_tasks.benchmarks import Benchmark
+from flex_tasks.benchmarks._demo_text import mos_example
+from flex_tasks.benchmarks import _fixture_media as fx
+from flex_tasks.reports import mos_report
 from flex_tasks.data import existing, mos_list, number, system_csv, within
 
 
@@ -20,4 +23,20 @@ def load(spec, source) -> list[dict]:
     return items
 
 
-BENCHMARK = Benchmark("somos", load=load)
+def write_fixtures(root: Path):
+    """audios/ and training_files/split1/clean/ with test_mos_list.txt (header) and test_system.csv."""
+    clean = root / "training_files" / "split1" / "clean"
+    systems = {"001": 0, "007": 3, "012": 5}
+    lst, sys_lines = ["utteranceId,mean"], ["systemId,mean"]
+    for sid, deg in systems.items():
+        sys_lines.append(f"{sid},{fx.DEGRADATIONS[deg][2]:.3f}")
+        for u in range(2):
+            snr, clip, label = fx.DEGRADATIONS[(deg + u) % len(fx.DEGRADATIONS)]
+            wav = f"booksent_2012_{u:04d}_{sid}.wav"
+            fx.wav(root / "audios" / wav, fx.degrade(fx.voice(1000 + deg * 3 + u), snr, clip, 1050 + deg + u))
+            lst.append(f"{wav},{label + 0.06:.2f}")
+    fx.write_text(clean / "test_mos_list.txt", "\n".join(lst) + "\n")
+    fx.write_text(clean / "test_system.csv", "\n".join(sys_lines) + "\n")
+
+
+BENCHMARK = Benchmark("somos", load=load, report=mos_report, write_fixtures=write_fixtures, demo_example=mos_example)
