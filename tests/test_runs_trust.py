@@ -243,3 +243,21 @@ def test_sigterm_is_forwarded_to_the_lmms_eval_child(tiny_vl, include_dir, tmp_p
     time.sleep(0.5)
     with pytest.raises(ProcessLookupError):
         os.kill(child, 0)  # the child is gone too
+
+
+def test_flex_only_runs_skip_lmms_builtin_task_index():
+    """Start-up: a run of flex tasks only does not index lmms-eval's ~2,000 built-in entries; any
+    other task name (or a listing) keeps them. The e2e runs go through the reduced index."""
+    from lmms_eval.tasks import TaskManager
+
+    from flex_judge.cli import tasks_path
+    from flex_judge.lmms_main import index_defaults, requested_flex_tasks
+
+    assert not index_defaults(["flex_vision"], False)
+    assert not index_defaults(["flex_vl_rewardbench", "flex_nisqa"], False)
+    assert index_defaults(["flex_vision", "mme"], False)
+    assert index_defaults([], False) and index_defaults(["flex_all"], True)
+    reduced = TaskManager("ERROR", include_path=[str(tasks_path())], include_defaults=False)
+    assert set(requested_flex_tasks("flex_all")) <= set(reduced.all_tasks)
+    assert {"flex_all", "flex_vision", "flex_audio", "flex_genai_bench"} <= set(reduced.all_tasks)
+    assert "mme" not in reduced.all_tasks and len(reduced.all_tasks) < 50
