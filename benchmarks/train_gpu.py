@@ -184,7 +184,7 @@ def step_clock(device):
     return Clock()
 
 
-def peer_model(args, device, dtype):
+def peer_model(args, device, dtype, attn_implementation: str):
     """The flex run's exact random weights (same seed) in a plain Qwen2ForCausalLM, the class trl
     users train text SFT with: for text-only inputs Qwen2.5-VL's M-RoPE (all three axes at the same
     position) is 1-D RoPE, so the two models compute the same function."""
@@ -196,7 +196,8 @@ def peer_model(args, device, dtype):
                       num_hidden_layers=tc.num_hidden_layers, num_attention_heads=tc.num_attention_heads,
                       num_key_value_heads=tc.num_key_value_heads, vocab_size=tc.vocab_size, rms_norm_eps=tc.rms_norm_eps,
                       max_position_embeddings=tc.max_position_embeddings, tie_word_embeddings=tc.tie_word_embeddings,
-                      rope_parameters={"rope_type": "default", "rope_theta": tc.rope_parameters["rope_theta"]}, use_cache=False)
+                      rope_parameters={"rope_type": "default", "rope_theta": tc.rope_parameters["rope_theta"]}, use_cache=False,
+                      attn_implementation=attn_implementation)
     state = {}
     for k, v in full.state_dict().items():
         if k.startswith("model.language_model."):
@@ -231,6 +232,8 @@ def run_trl(args, samples, device, text_cfg, peak) -> dict:
     RoPE, SwiGLU) when installed, bf16 weights as trl loads Qwen checkpoints (dtype "auto"), fused
     AdamW, gradient checkpointing. Same weights, same samples in the same order, same schedule as
     the flex run, so the first steps' losses compare."""
+    import importlib.util
+
     import datasets
     import trl
     from torch.utils.data import SequentialSampler
@@ -239,27 +242,18 @@ def run_trl(args, samples, device, text_cfg, peak) -> dict:
     dtype = {"bf16": torch.bfloat16, "fp32": torch.float32}[args.trl_dtype] if device.type == "cuda" else torch.float32
     attn = args.trl_attn
     if attn == "auto":
-        import importlib.util
-
         attn = "flash_attention_2" if importlib.util.find_spec("flash_attn") else ("varlen" if device.type == "cuda" else "sdpa")
     impl = attn
     if attn == "varlen":  # torch's own varlen flash kernel (the flex run's): flash-attn has no wheel for this torch
         M._register_varlen()
         M.probe_native_gqa(device)
         impl = "flex_varlen"
-    liger = False
-    if device.type == "cuda" and args.trl_liger:
-        import importlib.util
-
-        liger = importlib.util.find_spec("liger_kernel") is not None
-    model = peer_model(args, device, dtype)
-    model.config._attn_implementation = impl
-    for mod in model.modules():
-        if hasattr(mod, "config") and hasattr(mod.config, "_attn_implementation"):
-            mod.config._attn_implementation = impl
+    liger = device.type == "cuda" and args.trl_liger and importlib.util.find_spec("liger_kernel") is not None
+    model = peer_model(args, device, dtype, impl)
     n_steps = args.warmup + args.steps
     order = D.epoch_order(len(samples), cfg.seed, 0)
-    rows = [s for k in range(n_steps) for mb in D.step_micro_batches(samples, order, k, 8, 1, 1) for s in mb]
+    mbs = [D.step_micro_batches(samples, order, k, 8, 1, 1)[0] for k in range(n_steps)]  # flex's steps
+    rows = [s for mb in mbs for s in mb]
     ds = datasets.Dataset.from_dict({"input_ids": [s.input_ids for s in rows],
                                      "completion_mask": [[0] * s.n_prompt + [1] * s.n_target for s in rows]})
 
@@ -279,7 +273,6 @@ def run_trl(args, samples, device, text_cfg, peak) -> dict:
     clock = step_clock(device)
     tr = InOrder(model=model, args=sft, train_dataset=ds, processing_class=byte_tokenizer(PAD_ID), callbacks=[clock])
     tr.train()
-    mbs = [D.step_micro_batches(samples, order, k, 8, 1, 1)[0] for k in range(n_steps)]
     timed = range(args.warmup, n_steps)
     t = sum(clock.times[k] for k in timed)
     flops = sum(T.step_flops(text_cfg, [mbs[k]]) for k in timed)

@@ -62,9 +62,9 @@ def build_optimizer(cfg: TrainConfig, lm: torch.nn.Module, master: bool = False)
     return torch.optim.AdamW(groups, **kw)
 
 
-def sharded_launch() -> bool:
+def sharded_launch(kinds: tuple[str, ...] = ("FSDP", "DEEPSPEED")) -> bool:
     """FSDP / DeepSpeed launches (accelerate sets these before the process starts)."""
-    return any(os.environ.get(k, "").lower() in ("1", "true") for k in ("ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED"))
+    return any(os.environ.get(f"ACCELERATE_USE_{k}", "").lower() in ("1", "true") for k in kinds)
 
 
 def bf16_weights(cfg: TrainConfig, cuda: bool | None = None) -> bool:
@@ -277,7 +277,7 @@ def fsdp_wrap_family(family: str) -> None:
     accelerate config cannot list both families' layers: under an FSDP launch the trained
     family's layer class replaces the config's list (accelerate reads FSDP_TRANSFORMER_CLS_TO_WRAP
     when the Accelerator is built)."""
-    if os.environ.get("ACCELERATE_USE_FSDP", "").lower() in ("1", "true"):
+    if sharded_launch(("FSDP",)):
         os.environ["FSDP_TRANSFORMER_CLS_TO_WRAP"] = FSDP_LAYER[family]
 
 
