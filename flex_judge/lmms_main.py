@@ -13,15 +13,14 @@ made honest about failure and about its data.
 - Details: the results file gets `flex_details`, per task the bookkeeping its aggregation produced
   beside the printed metrics (n_items, n_runs, parse_failures, bootstrap seed and iterations,
   breakdown; flex_tasks.lmms.take_details), so lmms-eval's table holds only numbers to compare.
-- Start-up: when every requested task is a flex task, lmms-eval's TaskManager indexes only the
-  include paths, not lmms-eval's ~2,000 built-in task entries (3-7 s on the GPU hosts; 2.9 s -> 0.04 s
-  on a 2-core CPU).
+- Start-up: when the include paths (the flex folder and the user's) define every requested task,
+  lmms-eval's TaskManager indexes only them, not lmms-eval's ~2,000 built-in task entries (3-7 s on
+  the GPU hosts; 2.9 s -> 0.04 s on a 2-core CPU); any other name, pattern or a listing gets the full index.
 - Resumable judging: the `flex` model's journal defaults to `<output_path>/flex_journal`
   (env FLEX_JUDGE_JOURNAL; model_args `journal=` wins).
 """
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sys
@@ -63,12 +62,23 @@ def preflight(tasks: list[str], limit=None) -> dict:
     return out
 
 
-def index_defaults(requested: list[str], listing: bool) -> bool:
-    """Does lmms-eval need its built-in tasks indexed? Not when every requested name is a flex
-    task or group (their YAMLs are all in the flex folder)."""
-    from flex_tasks.protocol import GROUPS, TASKS
+def covered(task_manager, requested: list[str], listing: bool) -> bool:
+    """Does this index know every requested name (so lmms-eval's built-in tasks need no index)?"""
+    return not listing and bool(requested) and all(t in task_manager.all_tasks for t in requested)
 
-    return listing or not requested or any(t not in TASKS and t not in GROUPS for t in requested)
+
+def task_manager_factory(task_manager_cls, requested: list[str], listing: bool):
+    """lmms-eval's TaskManager, built from the include paths alone when they define every requested
+    task; otherwise (or for a listing) the full index, built-in tasks included."""
+
+    def make(*args, **kwargs):
+        if kwargs.get("include_defaults", True) and not listing and requested:
+            reduced = task_manager_cls(*args, **dict(kwargs, include_defaults=False))
+            if covered(reduced, requested, listing):
+                return reduced
+        return task_manager_cls(*args, **kwargs)
+
+    return make
 
 
 def missing_tasks(requested: list[str], results: dict | None) -> list[str]:
@@ -160,8 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     requested = [t.strip() for t in (args.tasks or "").split(",") if t.strip()]
     task_manager = lmms_main.TaskManager
     lmms_main.cli_evaluate_single = evaluate_single
-    if not index_defaults(requested, listing):
-        lmms_main.TaskManager = functools.partial(task_manager, include_defaults=False)
+    lmms_main.TaskManager = task_manager_factory(task_manager, requested, listing)
     try:
         lmms_main.cli_evaluate(args)
     finally:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 pytestmark = pytest.mark.e2e
+REPO = Path(__file__).resolve().parents[1]
 
 UTILS = '''
 import numpy as np
@@ -245,19 +246,24 @@ def test_sigterm_is_forwarded_to_the_lmms_eval_child(tiny_vl, include_dir, tmp_p
         os.kill(child, 0)  # the child is gone too
 
 
-def test_flex_only_runs_skip_lmms_builtin_task_index():
-    """Start-up: a run of flex tasks only does not index lmms-eval's ~2,000 built-in entries; any
-    other task name (or a listing) keeps them. The e2e runs go through the reduced index."""
+def test_runs_of_included_tasks_skip_lmms_builtin_task_index():
+    """Start-up: a run whose tasks are all defined in the include paths (flex's folder, the user's)
+    does not index lmms-eval's ~2,000 built-in entries; any other name, or a listing, keeps them.
+    The e2e runs go through the same factory."""
     from lmms_eval.tasks import TaskManager
 
     from flex_judge.cli import tasks_path
-    from flex_judge.lmms_main import index_defaults, requested_flex_tasks
+    from flex_judge.lmms_main import requested_flex_tasks, task_manager_factory
 
-    assert not index_defaults(["flex_vision"], False)
-    assert not index_defaults(["flex_vl_rewardbench", "flex_nisqa"], False)
-    assert index_defaults(["flex_vision", "mme"], False)
-    assert index_defaults([], False) and index_defaults(["flex_all"], True)
-    reduced = TaskManager("ERROR", include_path=[str(tasks_path())], include_defaults=False)
+    user = str(REPO / "benchmarks" / "gpu" / "task")  # a user include path: the GPU benchmark's task
+    paths = [user, str(tasks_path())]
+
+    def index(requested, listing=False):
+        return task_manager_factory(TaskManager, requested, listing)("ERROR", include_path=paths)
+
+    reduced = index(["flex_vision", "flexbench_vlrb_synth"])
     assert set(requested_flex_tasks("flex_all")) <= set(reduced.all_tasks)
-    assert {"flex_all", "flex_vision", "flex_audio", "flex_genai_bench"} <= set(reduced.all_tasks)
+    assert {"flex_all", "flex_vision", "flex_audio", "flex_genai_bench", "flexbench_vlrb_synth"} <= set(reduced.all_tasks)
     assert "mme" not in reduced.all_tasks and len(reduced.all_tasks) < 50
+    for full in (index(["flex_vision", "mme"]), index(["flex_all"], listing=True), index(["flex_*"])):
+        assert "mme" in full.all_tasks and "flex_vision" in full.all_tasks
