@@ -8,6 +8,8 @@ question + two answers; benchmarks/gpu/task), temperature 0.6, top_p 0.95, max_n
   (b) raw    vLLM alone with the flex model's engine kwargs on the same prompts + images
   (c) peer   lmms-eval's `qwen2_5_vl` (transformers generate), several batch sizes
   (d) roofline of the same shapes (benchmarks/gpu/roofline.py)
+  hostprof  image vs text-only requests of the same length on one engine: decode rates and py-spy
+          samples of the engine-core and front-end processes while each decodes (gpu/hostprof.py)
   sweep   engine-setting variants on the same requests (--sweep), A/B probes inside the flex
           process (--ab), a torch profile of decode steps (--profile-dir), 2-GPU runs via
           --flex-arg data_parallel_size=2 / tensor_parallel_size=2 and --tag (benchmarks/gpu/x2_call.sh)
@@ -163,7 +165,7 @@ def measure(args) -> dict:
     out = {"meta": {"mode": args.mode, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                     "machine_kind": args.machine_kind, "workload": dict(common, parts=parts)}, "parts": {}}
 
-    need_weights = args.mode == "gpu" or any(p in parts for p in ("peer", "raw", "flex", "sweep"))
+    need_weights = args.mode == "gpu" or any(p in parts for p in ("peer", "raw", "flex", "sweep", "hostprof"))
     ck_spec = {"kind": cfg["ckpt"], "root": str(workdir), "weights": need_weights}
     if args.ckpt:  # a ready checkpoint (e.g. the tests' tiny_vl fixture)
         ck = {"ok": True, "path": str(Path(args.ckpt).resolve()), "given": True}
@@ -194,8 +196,11 @@ def measure(args) -> dict:
                                  ignore_eos=args.sweep_ignore_eos, **({"n": args.sweep_n} if args.sweep_n else {})))
         elif part == "peer":
             job = ("lmms", dict(common, model="qwen2_5_vl", **_peer_spec(args, cfg, ckpt)))
+        elif part == "hostprof":
+            job = ("hostprof", dict(common, model_args=flex_args, log_dir=str(log_dir),
+                                    **({"n": args.hostprof_n} if args.hostprof_n else {})))
         else:
-            raise SystemExit(f"unknown part {part!r}; allowed: hw, raw, flex, peer, sweep")
+            raise SystemExit(f"unknown part {part!r}; allowed: hw, raw, flex, peer, sweep, hostprof")
         jobs.append((part + args.tag, job))
     if args.parallel:  # CPU smoke only: timings are meaningless there, wall time is what matters
         os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -327,6 +332,12 @@ def summarize(out: dict) -> dict:
     sweep = parts.get("sweep") or {}
     if sweep.get("variants"):
         s["sweep"] = sweep["variants"]
+    hp = parts.get("hostprof") or {}
+    if hp.get("kinds"):
+        s["hostprof"] = {"engine": hp.get("engine"), "pids": hp.get("pids"), "kinds": hp["kinds"]}
+        img, txt = hp["kinds"].get("image") or {}, hp["kinds"].get("text") or {}
+        if img.get("decode_tokens_per_s_est") and txt.get("decode_tokens_per_s_est"):
+            s["hostprof"]["image_over_text_decode"] = img["decode_tokens_per_s_est"] / txt["decode_tokens_per_s_est"]
     peer = parts.get("peer") or {}
     if peer.get("ok"):
         runs = []
@@ -498,6 +509,17 @@ def _details(s: dict, wl: dict) -> list[str]:
         out.append(f"sweep {v['name']} {v['extra']} (n={v.get('requests')}, GPU {v.get('gpus', '-')}): init {_fmt(v['init_s'], 1)} s, generate {_fmt(v['main_s'])} s"
                    f" ({_fmt(v['judgments_per_s'])} judgments/s), prefill-only {_fmt(v['prefill_only_s'])} s,"
                    f" decode ~{_fmt(v['decode_tokens_per_s_est'], 0)} tok/s; engine {v.get('engine')}")
+    hp = s.get("hostprof")
+    for kind, k in (hp or {}).get("kinds", {}).items():
+        out.append(f"hostprof {kind}: {k.get('requests')} requests of {k['prompt_tokens']} prompt tokens, generate "
+                   f"{_fmt(k.get('main_s'))} s, prefill-only {_fmt(k.get('prefill_only_s'))} s, decode "
+                   f"~{_fmt(k.get('decode_tokens_per_s_est'), 0)} tok/s; py-spy {k.get('profile_window_s')} s into the run"
+                   + (f"; profile errors {k['profile_errors']}" if k.get("profile_errors") else ""))
+        for role, prof in (k.get("profiles") or {}).items():
+            for thread, t in list(prof["threads"].items())[:2]:  # the busiest
+                top = ", ".join(f"{name} {frac:.0%}" for name, frac in t["self"][:8])
+                out.append(f"hostprof {kind} {role} thread {thread} (busy {t.get('busy', 0):.0%} of {t['samples']} "
+                           f"samples) self: {top}")
     if p:
         out.append("(c) by batch size: " + "; ".join(
             f"{x['batch_size']}: " + (f"{_fmt(x.get('judgments_per_s'))} judgments/s on {x['n']}" if x.get("judgments_per_s")
@@ -578,6 +600,7 @@ def main(argv=None) -> int:
     ap.add_argument("--sweep-ignore-eos", action="store_true", help="sweep with ignore_eos=True (the 2026-11-29 H200 sweep)")
     ap.add_argument("--sweep-budget-s", type=float, default=1e6,
                     help="seconds from this script's start by which the sweep must end (variants that would not fit are skipped)")
+    ap.add_argument("--hostprof-n", type=int, help="requests per kind in the hostprof part (default: --n)")
     ap.add_argument("--workdir", help="checkpoints and scratch (reused between calls)")
     ap.add_argument("--log-dir", help="worker logs (default: workdir)")
     ap.add_argument("--part-timeout", type=float)

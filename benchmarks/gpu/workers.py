@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import time
 import traceback
@@ -342,6 +343,110 @@ def run_sweep(spec: dict) -> dict:
     return res
 
 
+def _engine_pids() -> dict:
+    """This process and its vLLM engine-core child(ren), by role."""
+    import psutil
+
+    me = psutil.Process()
+    out = {"front_end": me.pid}
+    for ch in me.children(recursive=True):
+        try:
+            text = " ".join([ch.name()] + ch.cmdline())
+        except psutil.Error:
+            continue
+        if "EngineCore" in text or "engine_core" in text:
+            out.setdefault("engine_core", ch.pid)
+    return out
+
+
+def run_hostprof(spec: dict) -> dict:
+    """Image requests against text-only requests of the same prompt length, on ONE engine: the
+    decode rate of each (a run of max_tokens=T minus a prefill-only run on other requests) and
+    py-spy samples of the engine-core and front-end processes while each decodes (hostprof.py).
+    Text prompts are random token ids (a seeded RNG) as long as the image prompts."""
+    import random
+
+    from vllm import LLM, SamplingParams
+
+    import hostprof
+    from flex_models.args import parse_args
+    from flex_models.backends import vllm_backend as vb
+
+    kwargs = vb.engine_kwargs(parse_args(dict(spec["model_args"])), "vl")
+    kwargs.update(spec.get("engine_extra") or {})
+    kwargs.setdefault("disable_log_stats", False)
+    n, T = spec["n"], spec["max_tokens"]
+    t0 = time.time()
+    llm = LLM(**kwargs)
+    res = {"engine_kwargs": kwargs, "init_s": time.time() - t0, "engine": _engine_info(llm),
+           "pids": _engine_pids(), "py_spy": hostprof.py_spy(), "kinds": {}, "versions": _versions()}
+    sample = dict(temperature=spec["temperature"], top_p=spec["top_p"], top_k=-1, skip_special_tokens=True)
+    pre_params = SamplingParams(max_tokens=1, **sample)
+    main_params = SamplingParams(max_tokens=T, ignore_eos=True, **sample)  # equal decode length for both kinds
+    img_main, img_pre = _requests(n, 0, spec), _requests(n, n, spec)
+    t1 = time.time()
+    outs = llm.generate(img_pre, pre_params, use_tqdm=False)
+    img_pre_s = time.time() - t1
+    length = round(sum(len(o.prompt_token_ids) for o in outs) / len(outs))
+    rng = random.Random(0)
+    vocab = min(llm.get_tokenizer().vocab_size, 150_000)
+    low = min(1000, vocab // 4)  # past the special / byte tokens
+
+    def text_requests():
+        return [{"prompt_token_ids": [rng.randrange(low, vocab) for _ in range(length)]} for _ in range(n)]
+
+    text_main, text_pre = text_requests(), text_requests()
+    log_dir = Path(spec.get("log_dir") or spec["workdir"])
+    for kind, main_reqs, pre_reqs in (("text", text_main, text_pre), ("image", img_main, None)):
+        row: dict = {"prompt_tokens": length}
+        if pre_reqs is None:
+            row["prefill_only_s"] = img_pre_s
+        else:
+            t1 = time.time()
+            llm.generate(pre_reqs, pre_params, use_tqdm=False)
+            row["prefill_only_s"] = time.time() - t1
+        procs, files = [], {}
+        delay = row["prefill_only_s"] + spec.get("profile_delay_s", 3.0)
+        seconds = spec.get("profile_s", 8.0)
+
+        def sample_later():
+            time.sleep(delay)
+            for role, pid in res["pids"].items():
+                files[role] = log_dir / f"pyspy-{spec.get('tag', 'hostprof')}-{kind}-{role}.txt"
+                try:
+                    procs.append(hostprof.record(pid, seconds, files[role]))
+                except Exception as e:
+                    row.setdefault("profile_errors", []).append(f"{role}: {e!r}")
+
+        import threading
+
+        th = threading.Thread(target=sample_later, daemon=True)
+        th.start()
+        t1 = time.time()
+        outs = llm.generate(main_reqs, main_params, use_tqdm=False)
+        row["main_s"] = time.time() - t1
+        th.join()
+        for p in procs:
+            try:
+                text = p.communicate(timeout=seconds + 30)[0]
+            except subprocess.TimeoutExpired:
+                p.kill()
+                text = "py-spy timed out"
+            if p.returncode:
+                row.setdefault("profile_errors", []).append(text[-500:])
+        row.update(_vllm_counts(None, None, outs))
+        dec = row["main_s"] - row["prefill_only_s"]
+        row["decode_tokens_per_s_est"] = (row["out_tokens"] - n) / dec if dec > 0 else None
+        row["profile_window_s"] = [delay, delay + seconds]
+        row["profiles"] = {role: hostprof.collapse(f) for role, f in files.items() if f.exists()}
+        row["profile_files"] = {role: f.name for role, f in files.items()}
+        res["kinds"][kind] = row
+        print(f"[hostprof] {kind}: {json.dumps({k: v for k, v in row.items() if k != 'profiles'}, default=str)}",
+              flush=True)
+        _write(spec, dict(res, ok=True, partial=True))
+    return res
+
+
 # ----------------------------------------------------------------------------- lmms-eval
 def _install_probes(probe: Probe, model: str, spec: dict | None = None):
     import lmms_eval.evaluator as ev
@@ -530,7 +635,8 @@ def _write(spec: dict, res: dict) -> None:
     Path(spec["result_path"]).write_text(json.dumps(res, indent=1, default=str) + "\n")
 
 
-WORKERS = {"raw": run_raw, "lmms": run_lmms, "hw": run_hw, "ckpt": run_ckpt, "sweep": run_sweep}
+WORKERS = {"raw": run_raw, "lmms": run_lmms, "hw": run_hw, "ckpt": run_ckpt, "sweep": run_sweep,
+           "hostprof": run_hostprof}
 
 
 def main(spec_path: str) -> int:
