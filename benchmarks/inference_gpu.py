@@ -197,7 +197,7 @@ def measure(args) -> dict:
         elif part == "peer":
             job = ("lmms", dict(common, model="qwen2_5_vl", **_peer_spec(args, cfg, ckpt)))
         elif part == "hostprof":
-            job = ("hostprof", dict(common, model_args=flex_args, log_dir=str(log_dir),
+            job = ("hostprof", dict(common, model_args=flex_args, log_dir=str(log_dir), detokenize=args.hostprof_detokenize,
                                     **({"n": args.hostprof_n} if args.hostprof_n else {})))
         else:
             raise SystemExit(f"unknown part {part!r}; allowed: hw, raw, flex, peer, sweep, hostprof")
@@ -334,7 +334,8 @@ def summarize(out: dict) -> dict:
         s["sweep"] = sweep["variants"]
     hp = parts.get("hostprof") or {}
     if hp.get("kinds"):
-        s["hostprof"] = {"engine": hp.get("engine"), "pids": hp.get("pids"), "kinds": hp["kinds"]}
+        s["hostprof"] = {"engine": hp.get("engine"), "pids": hp.get("pids"), "kinds": hp["kinds"],
+                         "detokenize": hp.get("detokenize", True)}
         img, txt = hp["kinds"].get("image") or {}, hp["kinds"].get("text") or {}
         if img.get("decode_tokens_per_s_est") and txt.get("decode_tokens_per_s_est"):
             s["hostprof"]["image_over_text_decode"] = img["decode_tokens_per_s_est"] / txt["decode_tokens_per_s_est"]
@@ -511,7 +512,8 @@ def _details(s: dict, wl: dict) -> list[str]:
                    f" decode ~{_fmt(v['decode_tokens_per_s_est'], 0)} tok/s; engine {v.get('engine')}")
     hp = s.get("hostprof")
     for kind, k in (hp or {}).get("kinds", {}).items():
-        out.append(f"hostprof {kind}: {k.get('requests')} requests of {k['prompt_tokens']} prompt tokens, generate "
+        out.append(f"hostprof {kind} (vLLM detokenizer {'on' if hp.get('detokenize', True) else 'off'}): "
+                   f"{k.get('requests')} requests of {k['prompt_tokens']} prompt tokens, generate "
                    f"{_fmt(k.get('main_s'))} s, prefill-only {_fmt(k.get('prefill_only_s'))} s, decode "
                    f"~{_fmt(k.get('decode_tokens_per_s_est'), 0)} tok/s; py-spy {k.get('profile_window_s')} s into the run"
                    + (f"; profile errors {k['profile_errors']}" if k.get("profile_errors") else ""))
@@ -600,6 +602,8 @@ def main(argv=None) -> int:
     ap.add_argument("--sweep-ignore-eos", action="store_true", help="sweep with ignore_eos=True (the 2026-11-29 H200 sweep)")
     ap.add_argument("--sweep-budget-s", type=float, default=1e6,
                     help="seconds from this script's start by which the sweep must end (variants that would not fit are skipped)")
+    ap.add_argument("--hostprof-detokenize", action="store_true",
+                    help="hostprof: vLLM's incremental detokenizer on (as flex sent before 2026-11-30)")
     ap.add_argument("--hostprof-n", type=int, help="requests per kind in the hostprof part (default: --n)")
     ap.add_argument("--workdir", help="checkpoints and scratch (reused between calls)")
     ap.add_argument("--log-dir", help="worker logs (default: workdir)")

@@ -120,3 +120,26 @@ def test_vl_video_at_doc_fps_agrees(vl_models, tmp_path):
     assert out["vllm"].prompt_tokens == out["hf"].prompt_tokens
     docs2 = [{"flex_video": {"fps": 2.0, "max_pixels": 224 * 224}}]  # twice the frames, more tokens
     assert run(vl_models["vllm"], msgs, docs=docs2)[0].prompt_tokens > out["vllm"].prompt_tokens
+
+
+def test_vllm_detokenizes_once_per_judgment_unless_stop_strings(vl_models):
+    """vLLM's per-step incremental detokenizer is off (flex decodes each finished judgment from its
+    ids): the same tokens as with it on, and the text vLLM's detokenizer gives (which holds back a
+    trailing partial UTF-8 character). Stop strings turn it back on."""
+    from flex_models.backends.vllm_backend import sampling_params, vllm_prompt
+
+    m = vl_models["vllm"]
+    prepared = [m.prepare(vl_messages(s), where=f"doc {s}", gen_kwargs={}) for s in range(2)]
+    assert not sampling_params(prepared[0].spec).detokenize
+    stop = m.prepare(vl_messages(0), gen_kwargs={"until": ["x"]})
+    assert sampling_params(stop.spec).detokenize
+    ours = m.generate_prepared(prepared, progress=False)
+    own = []
+    for p in prepared:
+        params = sampling_params(p.spec)
+        params.detokenize = True
+        own.append(m.backend.llm.generate([vllm_prompt(p)], params, use_tqdm=False)[0].outputs[0])
+    for o, v in zip(ours, own):
+        assert o.token_ids[0] == list(v.token_ids)
+        assert o.texts[0] == m.backend.tokenizer.decode(list(v.token_ids), skip_special_tokens=True)
+        assert v.text and o.texts[0].startswith(v.text)

@@ -9,7 +9,7 @@
 #   hostprof image vs text-only requests of the same length on one engine, py-spy on both processes
 #   sweep    engine variants for the image workload (256 requests each), while time is left
 # raw and flex each compile from empty vLLM / inductor / triton caches (a fair start-up comparison);
-# hostprof and sweep reuse flex's. Results: /root/results (R); session.log says what ran when.
+# hostprof and sweep reuse flex's (SHARED_CACHE=name: one cache for all, when start-up is not measured). Results: /root/results (R); session.log says what ran when.
 set -u
 R=${R:-/root/results}; mkdir -p $R
 cd "$(dirname "$0")/../.."
@@ -20,7 +20,7 @@ has() { [[ " $STAGES " == *" $1 "* ]]; }
 export FLEXBENCH_MACHINE=nvidia-h200 FLEXBENCH_LOG_STATS=1 VLLM_LOG_STATS_INTERVAL=2
 source benchmarks/gpu/device_env.sh || { log "device_env failed"; exit 1; }
 common="--mode gpu --workdir $W --machine-kind nvidia-h200"
-caches() { export VLLM_CACHE_ROOT=/root/cache-$1/vllm TORCHINDUCTOR_CACHE_DIR=/root/cache-$1/inductor TRITON_CACHE_DIR=/root/cache-$1/triton; }
+caches() { local c=${SHARED_CACHE:-$1}; export VLLM_CACHE_ROOT=/root/cache-$c/vllm TORCHINDUCTOR_CACHE_DIR=/root/cache-$c/inductor TRITON_CACHE_DIR=/root/cache-$c/triton; }
 log "start: stages $STAGES"
 if has weights; then
   timeout 400 python3 benchmarks/inference_gpu.py $common --parts hw --log-dir $R/hw --out-json $R/h1_hw.json > $R/hw.out 2>&1
@@ -53,7 +53,7 @@ if has flex; then
 fi
 if has hostprof; then
   caches flex
-  python3 benchmarks/inference_gpu.py $common --n 256 --parts hostprof --part-timeout 400 \
+  python3 benchmarks/inference_gpu.py $common --n 256 --parts hostprof ${HOSTPROF_ARGS:-} --part-timeout 400 \
     --log-dir $R/hostprof --out-json $R/h1_hostprof.json > $R/hostprof.out 2>&1
   log "hostprof done rc=$?"
 fi

@@ -379,10 +379,12 @@ def run_hostprof(spec: dict) -> dict:
     t0 = time.time()
     llm = LLM(**kwargs)
     res = {"engine_kwargs": kwargs, "init_s": time.time() - t0, "engine": _engine_info(llm),
+           "detokenize": bool(spec.get("detokenize")),
            "pids": _engine_pids(), "py_spy": hostprof.py_spy(), "kinds": {}, "versions": _versions()}
     sample = dict(temperature=spec["temperature"], top_p=spec["top_p"], top_k=-1, skip_special_tokens=True)
     pre_params = SamplingParams(max_tokens=1, **sample)
-    main_params = SamplingParams(max_tokens=T, ignore_eos=True, **sample)  # equal decode length for both kinds
+    # equal decode length for both kinds; detokenize as flex's requests do (spec "detokenize", default off)
+    main_params = SamplingParams(max_tokens=T, ignore_eos=True, detokenize=bool(spec.get("detokenize")), **sample)
     img_main, img_pre = _requests(n, 0, spec), _requests(n, n, spec)
     t1 = time.time()
     outs = llm.generate(img_pre, pre_params, use_tqdm=False)

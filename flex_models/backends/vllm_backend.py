@@ -70,6 +70,10 @@ def engine_kwargs(args, family: str) -> dict:
 
 
 def sampling_params(spec):
+    """vLLM SamplingParams of one request. The text of a judgment is decoded once, from its token
+    ids, when it finishes (`VLLMBackend._text`), so vLLM's per-step incremental detokenizer is
+    switched off unless stop strings need it: on the judge workload it kept vLLM's front-end
+    process 100 % busy while the engine core sat idle (benchmarks/inference_gpu_h200_r3_results.md)."""
     from vllm import SamplingParams
 
     return SamplingParams(
@@ -77,7 +81,7 @@ def sampling_params(spec):
         top_k=spec.top_k if not spec.greedy else -1, max_tokens=spec.max_new_tokens,
         seed=spec.seed, stop=list(spec.stop) or None,
         include_stop_str_in_output=spec.include_stop, skip_special_tokens=True,
-        min_tokens=spec.min_new_tokens, ignore_eos=spec.ignore_eos,
+        min_tokens=spec.min_new_tokens, ignore_eos=spec.ignore_eos, detokenize=bool(spec.stop),
     )
 
 
