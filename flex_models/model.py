@@ -131,24 +131,20 @@ class FlexJudge(lmms):
 
     # ---------------------------------------------------------------- generation
     def generate_prepared(self, prepared: list[Prepared], progress: bool = True):
-        if self.args.data_parallel_size > 1:
-            from flex_models.parallel import run_data_parallel
-
-            return run_data_parallel(self.args, self.checkpoint, prepared, self.args.data_parallel_size, progress,
-                                     pool=self.pool)
-        return self.backend.generate(prepared, progress=progress)
+        engine = self.pool if self.pool is not None else self.backend
+        return engine.generate(prepared, progress=progress)
 
     def _stream(self, planned: list["Planned"], todo: list[int]):
         """Yield ``(index, Output)`` for the requests ``todo`` as they finish; media are decoded
         only for the requests about to enter the engine (a window / chunk at a time)."""
         cache = MediaCache(self.args.audio_scaling)
         lazy = ((i, self.decode(planned[i], cache)) for i in todo)
-        if self.args.data_parallel_size <= 1 and hasattr(self.backend, "stream"):
-            yield from self.backend.stream(lazy, total=len(todo), progress=True)
+        engine = self.pool if self.pool is not None else self.backend  # data-parallel workers stream too
+        if hasattr(engine, "stream"):
+            yield from engine.stream(lazy, total=len(todo), progress=True)
             return
-        # transformers backend / data-parallel workers: chunk by chunk
-        chunk = self.args.stream_window or (max(self.args.batch_size, 1) * 8 if self.backend is not None
-                                            else 512 * self.args.data_parallel_size)
+        # transformers backend: chunk by chunk
+        chunk = self.args.stream_window or max(self.args.batch_size, 1) * 8
         bar = tqdm(total=len(todo), desc="flex: judging", disable=len(todo) < 2)
         batch: list = []
         for item in lazy:

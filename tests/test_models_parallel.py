@@ -1,26 +1,8 @@
-"""Data-parallel shard/merge (the multi-GPU run itself needs GPUs and is not tested here)."""
+"""Data parallel: GPU groups, and the real worker pool on CPU (two vLLM CPU engines): order,
+streaming, reuse, and a call that fails part-way (the multi-GPU run itself needs GPUs)."""
 import pytest
 
-from flex_models.parallel import _gpu_groups, merge, shard
-
-
-@pytest.mark.parametrize("n_items, n_workers", [(0, 2), (1, 4), (7, 3), (64, 8), (5, 1)])
-def test_shard_then_merge_restores_order(n_items, n_workers):
-    shards = shard(n_items, n_workers)
-    assert len(shards) == n_workers
-    assert sorted(i for s in shards for i in s) == list(range(n_items))
-    assert max(map(len, shards)) - min(map(len, shards)) <= 1
-    results = [[f"out-{i}" for i in s] for s in shards]
-    assert merge(shards, results, n_items) == [f"out-{i}" for i in range(n_items)]
-
-
-def test_merge_rejects_wrong_lengths_duplicates_and_gaps():
-    with pytest.raises(ValueError, match="returned 1 results"):
-        merge([[0, 1]], [["a"]], 2)
-    with pytest.raises(ValueError, match="request 0 appears in two shards"):
-        merge([[0], [0]], [["a"], ["b"]], 1)
-    with pytest.raises(ValueError, match=r"requests \[1\] were in no shard"):
-        merge([[0]], [["a"]], 2)
+from flex_models.parallel import _gpu_groups
 
 
 def test_gpu_groups_follow_cuda_visible_devices(monkeypatch):
@@ -55,9 +37,27 @@ def test_two_cpu_workers_match_one_engine(tiny_vl):
     assert [c["requests"] for c in calls] == [5, 3]
     pids = [w["pid"] for w in dp.pool.ready]
     assert len(set(pids)) == 2 and [w["pid"] for w in calls[1]["workers"]] == pids  # built once, reused
-    assert [w["requests"] for w in calls[0]["workers"]] == [3, 2]
-    dp.pool.close()
+    assert [w["requests"] for w in calls[0]["workers"]] == [3, 2]  # request k -> worker k % 2
+    assert [w["judged"] for w in calls[0]["workers"]] == [3, 2]
+    # streaming: each judgment comes back on its own, in the order the engines finish them
+    streamed = dict(dp.pool.stream(iter(enumerate(prepared)), total=5, progress=False))
+    assert sorted(streamed) == list(range(5))
+    assert [streamed[i].token_ids for i in range(5)] == [o.token_ids for o in merged]
+
+    # a request that fails to decode part-way: its error, not a hang; the pool is closed after it
+    from flex_models.media import MediaError
+    from flex_models.parallel import WorkerError
+
+    def failing():
+        yield 0, prepared[0]
+        yield 1, prepared[1]
+        raise MediaError("doc 2: cannot read image broken.png")
+
+    with pytest.raises(MediaError, match="broken.png"):
+        list(dp.pool.stream(failing(), progress=False))
     assert all(p.poll() is not None for p in dp.pool.procs)
+    with pytest.raises(WorkerError, match="closed"):
+        dp.generate_prepared(prepared[:1], progress=False)
     single = FlexJudge(pretrained=str(tiny_vl), backend="vllm", dtype="float32", max_new_tokens=8)
     assert [o.token_ids for o in merged] == [o.token_ids for o in single.generate_prepared(prepared, progress=False)]
 
