@@ -280,7 +280,12 @@ def _flex_row(flex: dict, tag: str) -> dict | None:
         return None
     r = flex["runs"][0]
     ab_s = r.get("ab_s") or 0.0  # the A/B probe's calls ran inside lmms-eval's request phase: not flex's
-    phase = r["evaluate_end"] - r["evaluate_start"] - ab_s
+    # engines built in worker processes (early start, data parallel) may still be building when
+    # evaluate() reaches them: that wait is not part of the request phase (LLM.generate never waits
+    # for its engine either), everything flex and lmms-eval do in evaluate() is
+    wait = sum(w["end"] - w["start"] for w in (r.get("startup") or {}).get("dp_wait_ready", [])
+               if w.get("end") and r["evaluate_start"] <= w["start"] <= r["evaluate_end"])
+    phase = r["evaluate_end"] - r["evaluate_start"] - wait - ab_s
     row = {"label": f"(a) flex via lmms-eval CLI{tag}", "n": r["requests"], "request_phase_s": phase,
            "judgments_per_s": _rate(r["requests"], phase), "out_tokens_per_s": _rate(r["out_tokens"], phase),
            "out_tokens": r["out_tokens"], "prompt_tokens_mean": r["prompt_tokens_mean"],
@@ -288,12 +293,13 @@ def _flex_row(flex: dict, tag: str) -> dict | None:
            "ttfr_launch_s": r["first_engine_end"] - flex["spawn"] - r.get("ab_pre_s", 0.0),
            "ttfr_submit_s": r["first_engine_end"] - r["evaluate_start"] - r.get("ab_pre_s", 0.0),
            "engine_first_done_s": (r["first_done"] or r["first_engine_end"]) - r["first_engine_start"],
-           "engine_s": r["engine_s"], "flex_prepare_s": r.get("flex_prepare_s"),
-           "lmms_other_s": phase - r["engine_s"] - (r.get("flex_prepare_s") or 0),
+           "engine_s": r["engine_s"] - wait, "flex_prepare_s": r.get("flex_prepare_s"),
+           "lmms_other_s": phase - (r["engine_s"] - wait) - (r.get("flex_prepare_s") or 0),
+           "engine_wait_in_evaluate_s": wait,
            "startup_s": r["evaluate_start"] - flex["spawn"],
            "e2e_s": r["end"] - flex["spawn"] - ab_s, "gpu_mem_peak_bytes": flex.get("gpu_mem_peak_bytes"),
            "gpu_mem_peak_bytes_per_gpu": flex.get("gpu_mem_peak_bytes_per_gpu")}
-    row["judgments_per_s_engine_only"] = _rate(r["requests"], r["engine_s"])
+    row["judgments_per_s_engine_only"] = _rate(r["requests"], r["engine_s"] - wait)
     st = r.get("startup") or {}
 
     def span(k):

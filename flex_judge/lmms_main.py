@@ -16,6 +16,8 @@ made honest about failure and about its data.
 - Start-up: when the include paths (the flex folder and the user's) define every requested task,
   lmms-eval's TaskManager indexes only them, not lmms-eval's ~2,000 built-in task entries (3-7 s on
   the GPU hosts; 2.9 s -> 0.04 s on a 2-core CPU); any other name, pattern or a listing gets the full index.
+- Early engine: the `flex` model's vLLM engine worker starts before lmms-eval is imported
+  (`start_engine_early`; env FLEX_JUDGE_EARLY_ENGINE=0 turns it off).
 - Resumable judging: the `flex` model's journal defaults to `<output_path>/flex_journal`
   (env FLEX_JUDGE_JOURNAL; model_args `journal=` wins).
 """
@@ -23,11 +25,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
 JOURNAL_ENV = "FLEX_JUDGE_JOURNAL"
+EARLY_ENV = "FLEX_JUDGE_EARLY_ENGINE"
 
 
 def requested_flex_tasks(tasks_arg: str | None) -> list[str]:
@@ -118,7 +123,66 @@ def annotate_results(files: list[Path], provenance: dict, details: dict) -> None
         os.replace(tmp, f)
 
 
+def cli_option(argv: list[str], name: str) -> str | None:
+    """The value of ``--name VALUE`` / ``--name=VALUE`` in an lmms-eval command line (last wins)."""
+    value = None
+    for i, a in enumerate(argv):
+        if a == name and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif a.startswith(name + "="):
+            value = a[len(name) + 1:]
+    return value
+
+
+def start_engine_early(argv: list[str]) -> bool:
+    """Start the `flex` model's vLLM engine worker(s) before lmms-eval is even imported, so the
+    engine build (the longest part of start-up) overlaps lmms-eval's imports, task index, data
+    pre-flight and task loading; the model lmms-eval builds adopts them when its model_args match
+    (flex_models.parallel.adopt_early). Off with FLEX_JUDGE_EARLY_ENGINE=0, for other models, for
+    the transformers backend and for task listings; any problem here is left to the model to report."""
+    if os.environ.get(EARLY_ENV, "1") == "0" or (cli_option(argv, "--model") or "flex") != "flex":
+        return False
+    model_args = cli_option(argv, "--model_args")
+    if not model_args or (cli_option(argv, "--tasks") or "").startswith("list"):
+        return False
+    try:
+        from flex_models.args import parse_args
+        from flex_models.family import load_checkpoint
+        from flex_models.parallel import start_early
+
+        raw = dict(kv.split("=", 1) for kv in model_args.split(",") if "=" in kv)
+        args = parse_args(raw)
+        if args.backend != "vllm":
+            return False
+        start_early(args, load_checkpoint(args.pretrained))
+        return True
+    except Exception:
+        return False
+
+
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)  # unwinds: engine workers are closed on the way out
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--model" not in argv and not any(a.startswith("--model=") for a in argv):
+        argv += ["--model", "flex"]
+    from flex_models.parallel import discard_early
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        start_engine_early(argv)
+        return _evaluate(argv)
+    finally:
+        discard_early()  # started but not adopted (a failed pre-flight, other model_args): stop it now
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _evaluate(argv: list[str]) -> int:
     import lmms_eval.__main__ as lmms_main
     from loguru import logger
 
@@ -126,9 +190,6 @@ def main(argv: list[str] | None = None) -> int:
     from flex_tasks.data import DataError
     from flex_tasks.lmms import take_details
 
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if "--model" not in argv:
-        argv += ["--model", "flex"]
     sys.argv = ["lmms-eval", *argv]
     _, args = lmms_main.parse_eval_args()
     user = args.include_path

@@ -69,12 +69,13 @@ class FlexJudge(lmms):
         self.pool = None
         self._journal = None
         self._engine_id = None
-        if self.args.data_parallel_size > 1:
-            from flex_models.parallel import start_pool
+        from flex_models.parallel import adopt_early, start_pool
 
-            self.backend = None  # engines live in persistent per-GPU workers (flex_models.parallel)
+        self.backend = None  # with a pool, the engines live in persistent workers (flex_models.parallel)
+        self.pool = adopt_early(self.args, self.checkpoint)  # started by `flex-judge eval` before lmms-eval's imports
+        if self.pool is None and self.args.data_parallel_size > 1:
             self.pool = start_pool(self.args, self.checkpoint)  # they build while lmms-eval loads tasks
-        else:
+        elif self.pool is None:
             self.backend = make_backend(self.args, self.checkpoint)
         log.info("flex: %s checkpoint %s on backend %s", self.family, self.args.pretrained, self.args.backend)
 

@@ -196,8 +196,8 @@ class EnginePool:
         finally:
             stop.set()
             bar.close()
-            if live or failed:  # ended early: the workers may still hold requests and messages
-                self.close()
+            if live or failed:  # ended early: the workers hold requests and messages; stop them now
+                self.close(abort=True)
         self.calls.append({"start": t0, "end": time.time(), "requests": sum(counts), "workers": workers})
 
     def generate(self, prepared: list, progress: bool = True) -> list:
@@ -206,10 +206,15 @@ class EnginePool:
             out[i] = o
         return out
 
-    def close(self):
+    def close(self, abort: bool = False):
+        """Stop the workers: those still building their engine (and all of them with `abort`, after
+        a call that ended early) are killed with their engine processes; the others are asked to exit."""
         if self._closed:
             return
         self._closed = True
+        for rank, p in enumerate(self.procs):
+            if abort or self.ready[rank] is None:
+                _kill_tree(p)
         for conn in self.conns:
             try:
                 if conn is not None:
@@ -220,14 +225,32 @@ class EnginePool:
             try:
                 p.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                p.kill()
+                _kill_tree(p)
         self.conns = [None] * self.n
         self._listener.close()
         self._tmp.cleanup()
         _POOLS.pop(id(self), None)
 
 
+def _kill_tree(proc: subprocess.Popen) -> None:
+    """Kill a worker and the engine processes it started."""
+    try:
+        import psutil
+
+        kids = psutil.Process(proc.pid).children(recursive=True)
+    except Exception:  # gone already, or no psutil
+        kids = []
+    for p in [*kids, proc]:
+        try:
+            p.kill()
+        except Exception:
+            pass
+    proc.wait()
+
+
 _POOLS: dict[int, EnginePool] = {}
+_EARLY: dict = {}  # the pool `flex-judge eval` started before lmms-eval's imports, until a model adopts it
+_HARNESS_ARGS = ("batch_size", "max_batch_size", "device")  # lmms-eval adds these; no engine reads them
 
 
 def start_pool(args, checkpoint) -> EnginePool:
@@ -239,6 +262,48 @@ def start_pool(args, checkpoint) -> EnginePool:
 
 def pools() -> list[EnginePool]:
     return list(_POOLS.values())
+
+
+def _engine_view(args) -> dict:
+    from dataclasses import asdict
+
+    return {k: v for k, v in asdict(args).items() if k not in _HARNESS_ARGS}
+
+
+def start_early(args, checkpoint) -> EnginePool:
+    """Start the engine worker(s) for these model_args now (`flex-judge eval` does, before
+    importing lmms-eval), so that the engine build overlaps the harness's own start-up; the
+    `flex` model built with the same model_args adopts them (`adopt_early`)."""
+    old = _EARLY.get("pool")
+    if old is not None and not old._closed and _EARLY.get("args") == _engine_view(args) \
+            and _EARLY.get("pretrained") == checkpoint.pretrained:
+        return old  # already building for these model_args
+    discard_early()
+    pool = start_pool(args, checkpoint)
+    _EARLY.update(pool=pool, args=_engine_view(args), pretrained=checkpoint.pretrained)
+    return pool
+
+
+def discard_early() -> None:
+    """Close the early pool if no model adopted it."""
+    pool = _EARLY.pop("pool", None)
+    _EARLY.clear()
+    if pool is not None:
+        pool.close()
+
+
+def adopt_early(args, checkpoint) -> EnginePool | None:
+    """The early pool, if it was started for the same checkpoint and model_args (the harness's
+    batch size aside); a pool started for other settings is closed."""
+    pool = _EARLY.pop("pool", None)
+    if pool is None:
+        return None
+    same = _EARLY.pop("args") == _engine_view(args) and _EARLY.pop("pretrained") == checkpoint.pretrained
+    _EARLY.clear()
+    if same and not pool._closed:
+        return pool
+    pool.close()
+    return None
 
 
 def _worker(address: str, rank: int) -> int:
@@ -270,16 +335,22 @@ def _worker(address: str, rank: int) -> int:
             t2 = time.time()
             conn.send(("end", {"start": t1, "end": t2, "engine_s": t2 - t1, "pid": os.getpid(),
                                "judged": n, "out_tokens": tokens}))
-        except EOFError:
+        except (EOFError, _Shutdown):
             return 0
         except BaseException:
             conn.send({"error": traceback.format_exc()[-4000:]})
+
+
+class _Shutdown(Exception):
+    """The model process asked this worker to exit in the middle of a call."""
 
 
 def _requests(conn):
     """The ``(index, Prepared)`` items of one call, as the model process sends them."""
     while True:
         msg = conn.recv()
+        if msg is None:
+            raise _Shutdown
         if msg[0] == "done":
             return
         yield from msg[1]

@@ -55,7 +55,7 @@ def test_two_cpu_workers_match_one_engine(tiny_vl):
 
     with pytest.raises(MediaError, match="broken.png"):
         list(dp.pool.stream(failing(), progress=False))
-    assert all(p.poll() is not None for p in dp.pool.procs)
+    assert dp.pool._closed and all(p.poll() is not None for p in dp.pool.procs)  # stopped, not left running
     with pytest.raises(WorkerError, match="closed"):
         dp.generate_prepared(prepared[:1], progress=False)
     single = FlexJudge(pretrained=str(tiny_vl), backend="vllm", dtype="float32", max_new_tokens=8)
@@ -84,3 +84,35 @@ def test_pool_names_the_worker_that_cannot_build_its_engine(tiny_vl, tmp_path):
             pool.wait_ready()
     finally:
         pool.close()
+
+
+@pytest.mark.e2e
+def test_early_engine_is_adopted_only_with_the_same_model_args(tiny_vl):
+    """`flex-judge eval` starts the engine worker before lmms-eval's imports; the model adopts it
+    when built with the same model_args (the harness's batch size aside) and judges exactly as an
+    in-process engine does; a model with other settings closes it and builds its own."""
+    import numpy as np
+    from PIL import Image
+
+    from flex_models.args import parse_args
+    from flex_models.family import load_checkpoint
+    from flex_models.model import FlexJudge
+    from flex_models.parallel import start_early
+
+    common = dict(backend="vllm", dtype="float32", max_new_tokens=8)
+    args = parse_args(dict(common, pretrained=str(tiny_vl)))
+    first = start_early(args, load_checkpoint(str(tiny_vl)))
+    other = FlexJudge(pretrained=str(tiny_vl), max_num_seqs=4, **common)
+    assert other.pool is None and other.backend is not None
+    assert first._closed and all(p.poll() is not None for p in first.procs)
+
+    pool = start_early(args, load_checkpoint(str(tiny_vl)))
+    same = FlexJudge(pretrained=str(tiny_vl), batch_size=4, **common)
+    assert same.pool is pool and same.backend is None
+    im = Image.fromarray((np.random.RandomState(0).rand(56, 56, 3) * 255).astype("uint8"))
+    msgs = [{"role": "user", "content": [{"type": "image", "url": im}, {"type": "text", "text": "q"}]}]
+    greedy = {"do_sample": False}
+    ours = same.generate_prepared([same.prepare(msgs, where="doc 0", gen_kwargs=greedy)], progress=False)
+    theirs = other.generate_prepared([other.prepare(msgs, where="doc 0", gen_kwargs=greedy)], progress=False)
+    assert ours[0].token_ids == theirs[0].token_ids and ours[0].texts == theirs[0].texts
+    pool.close()

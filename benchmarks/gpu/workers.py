@@ -494,8 +494,8 @@ def run_lmms(spec: dict) -> dict:
     model = spec["model"]
     if model == "flex":
         os.environ["FLEXBENCH_N"] = str(spec["n"])
-        _install_probes(probe, model, spec)
         from flex_judge.lmms_main import main as lmms_main
+        from flex_judge.lmms_main import start_engine_early
 
         argv = ["--model", "flex", "--model_args", spec["model_args_str"], "--tasks", TASK,
                 "--include_path", str(TASK_DIR), "--gen_kwargs", f"max_new_tokens={spec['max_tokens']}",
@@ -503,6 +503,10 @@ def run_lmms(spec: dict) -> dict:
                 # an earlier run would answer every request without the engine (as it should, for users)
                 "--output_path", str(Path(spec["workdir"]) / f"lmms-flex-{spec.get('tag', 'run')}-{int(time.time())}"),
                 "--verbosity", "WARNING"]
+        # as `flex-judge eval` does first thing, before the probes below import vLLM and lmms-eval
+        # (main() then finds this pool started for the same model_args and keeps it)
+        res["events"]["early_engine"] = start_engine_early(argv)
+        _install_probes(probe, model, spec)
         t0 = time.time()
         res["events"]["lmms_main_start"] = t0
         lmms_main(argv)
@@ -568,7 +572,10 @@ def _lmms_run(probe: Probe, t0: float, t1: float, n: int, batch_size) -> dict:
     run = {"ok": bool(gens), "n": n, "batch_size": batch_size, "start": t0, "end": t1,
            "evaluate_start": ev[0].get("start"), "evaluate_end": ev[-1].get("end"),
            "engine_calls": len(gens), "engine_s": sum(g["end"] - g["start"] for g in gens if "end" in g),
-           "first_engine_start": gens[0]["start"] if gens else None,
+           # a request reaches an engine only once the engine exists: with worker engines (early
+           # start, data parallel) that is after the first wait for them, inside the engine loop
+           "first_engine_start": max([gens[0]["start"]] + [w["end"] for w in probe.calls.get("dp_wait_ready", [])[:1]
+                                                            if w.get("end")]) if gens else None,
            "first_engine_end": gens[0].get("end") if gens else None,
            "out_tokens": sum(g.get("out_tokens", 0) for g in gens),
            "requests": sum(g.get("requests", 0) for g in gens),
