@@ -30,4 +30,3 @@ def test_collapse_fractions_and_thread_ranking(tmp_path):
     main, inputs = s["threads"]["MainThread"], s["threads"]["Thread-1 (process_input_sockets)"]
     assert main["busy"] == 1.0 and inputs["busy"] == 0.0
     assert dict(map(tuple, main["self"]))["schedule (sched/scheduler.py)"] == 0.3
-    assert hostprof.share(s, "update_from_output") == 0.1 and hostprof.share(s, "nothing") == 0.0

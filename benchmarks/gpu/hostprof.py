@@ -94,11 +94,3 @@ def collapse(path: Path, top: int = 30, per_thread_top: int = 15) -> dict:
                for name, (k, sc, ic, idle) in sorted(per.items(), key=lambda kv: kv[1][3] - kv[1][0])[:8]}
     return {"samples": total, "self": _fractions(self_c, total, top), "inclusive": _fractions(incl_c, total, top),
             "threads": threads}
-
-
-def share(summary: dict, *needles: str) -> float:
-    """Inclusive fraction of the most-sampled function whose name contains all needles (0 if none)."""
-    for name, f in summary.get("inclusive", []):
-        if all(n in name for n in needles):
-            return f
-    return 0.0

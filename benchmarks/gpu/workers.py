@@ -99,12 +99,6 @@ def _vllm_counts(args, kwargs, out):
             "prompt_tokens_mean": sum(prompt) / max(len(prompt), 1)}
 
 
-def _output_counts(args, kwargs, out):  # flex_models Output objects (data-parallel pool)
-    prompt = [o.prompt_tokens or 0 for o in out]
-    return {"requests": len(out), "out_tokens": sum(len(t) for o in out for t in o.token_ids),
-            "prompt_tokens_mean": sum(prompt) / max(len(prompt), 1)}
-
-
 def _install_ab(probe: Probe, spec: dict):
     """Same process, same engine, same requests, before flex's own call: (1) the raw benchmark's
     requests (one shared SamplingParams, ignore_eos) and (2) flex's own prompts and per-request

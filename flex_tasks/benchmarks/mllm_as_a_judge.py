@@ -177,9 +177,6 @@ def score_report(records, *, iters=M.DEFAULT_BOOTSTRAP_ITERS, seed=M.DEFAULT_BOO
             rs.append(M.nan_to_zero(M.pearson(pred[sel, j][ok], gold[sel][ok])))
         return np.median(rs)
 
-    def per_ds(idx):
-        return per_dataset(idx, ds, names, median_pearson)
-
     def pooled_median_pearson(sel):
         # released test/evaluate.py: prediction lists are never reset between runs, so "run k"
         # is Pearson over runs 1..k pooled; then the median of those values
@@ -190,16 +187,8 @@ def score_report(records, *, iters=M.DEFAULT_BOOTSTRAP_ITERS, seed=M.DEFAULT_BOO
             rs.append(M.nan_to_zero(M.pearson(p[ok], g[ok])))
         return np.median(rs)
 
-    stat = mean_over_datasets(per_ds)
-    as_released = mean_over_datasets(lambda idx: per_dataset(idx, ds, names, pooled_median_pearson))
-
-    all_idx = np.arange(len(items))
-    out = {"pearson": stat(all_idx), "pearson_ci95": bootstrap_ci(stat, len(items), iters, seed, strata=ds),
-           "pearson_as_released": as_released(all_idx)}
-    out.update(common_details(records, items, runs, iters, seed))
-    out["breakdown"] = {"per_dataset_pearson": per_ds(all_idx),
-                        "per_dataset_pearson_as_released": per_dataset(all_idx, ds, names, pooled_median_pearson)}
-    return out
+    return _dataset_mean_report("pearson", median_pearson, pooled_median_pearson, records, items, runs, ds, names,
+                                iters, seed)
 
 
 def batch_report(records, *, iters=M.DEFAULT_BOOTSTRAP_ITERS, seed=M.DEFAULT_BOOTSTRAP_SEED) -> dict:
@@ -215,23 +204,28 @@ def batch_report(records, *, iters=M.DEFAULT_BOOTSTRAP_ITERS, seed=M.DEFAULT_BOO
         with quiet():
             return np.nanmax(np.nanmean(dist[sel], axis=0))
 
-    def per_ds(idx):
-        return per_dataset(idx, ds, names, worst_run)
-
     def pooled_worst(sel):
         # released test/evaluate.py: "run k" is the mean distance over runs 1..k pooled
         with quiet():
             return max(np.nanmean(dist[sel, : j + 1]) for j in range(len(runs)))
 
-    stat = mean_over_datasets(per_ds)
-    as_released = mean_over_datasets(lambda idx: per_dataset(idx, ds, names, pooled_worst))
+    return _dataset_mean_report("levenshtein", worst_run, pooled_worst, records, items, runs, ds, names, iters, seed)
 
+
+def _dataset_mean_report(metric, per_runs, as_released_runs, records, items, runs, ds, names, iters, seed) -> dict:
+    """A per-dataset statistic (over an item selection's runs) averaged over datasets: the
+    headline with its dataset-stratified CI, the as-released variant, and both per dataset."""
+    def per_ds(idx):
+        return per_dataset(idx, ds, names, per_runs)
+
+    stat = mean_over_datasets(per_ds)
+    as_released = mean_over_datasets(lambda idx: per_dataset(idx, ds, names, as_released_runs))
     all_idx = np.arange(len(items))
-    out = {"levenshtein": stat(all_idx), "levenshtein_ci95": bootstrap_ci(stat, len(items), iters, seed, strata=ds),
-           "levenshtein_as_released": as_released(all_idx)}
+    out = {metric: stat(all_idx), f"{metric}_ci95": bootstrap_ci(stat, len(items), iters, seed, strata=ds),
+           f"{metric}_as_released": as_released(all_idx)}
     out.update(common_details(records, items, runs, iters, seed))
-    out["breakdown"] = {"per_dataset_levenshtein": per_ds(all_idx),
-                        "per_dataset_levenshtein_as_released": per_dataset(all_idx, ds, names, pooled_worst)}
+    out["breakdown"] = {f"per_dataset_{metric}": per_ds(all_idx),
+                        f"per_dataset_{metric}_as_released": per_dataset(all_idx, ds, names, as_released_runs)}
     return out
 
 
