@@ -27,6 +27,7 @@ the same formula for both runs.
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import math
@@ -39,6 +40,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent / "gpu"))  # kernelprof
 
 from trainer import data as D  # noqa: E402
 from trainer import modeling as M  # noqa: E402
@@ -132,6 +134,7 @@ def run_flex(args, samples, device, attn=None) -> dict:
     n_layers = len(lm.decoder.layers)
     recs, notes = [], []
     ckpt = n_layers
+    prof = None
     for s in range(args.warmup + args.steps):
         if s == 1 and args.ckpt_layers != -1:  # after one all-checkpointed step: static memory + its peak are known
             if args.ckpt_layers >= 0:
@@ -151,6 +154,8 @@ def run_flex(args, samples, device, attn=None) -> dict:
             ckpt = M.set_checkpoint_layers(lm, -1)
             rec = run.train_step(s)
         recs.append(rec)
+    if args.profile:  # one extra, untimed step under the profiler
+        prof = profiled(device, functools.partial(run.train_step, args.warmup + args.steps))
     recs = recs[args.warmup:]
     t = sum(r["step_s"] for r in recs)
     flops = sum(r.get("mfu", 0) * r["step_s"] for r in recs)
@@ -158,28 +163,56 @@ def run_flex(args, samples, device, attn=None) -> dict:
            "peak_mem_gib": mem_gb(device), "steps": len(recs), "step_s": t / len(recs),
            "losses": [r["loss"] for r in recs], "attn": attn, "param_dtype": "bf16 (+fp32 masters)" if bf16w else "fp32 (+autocast)",
            "checkpointed_layers": f"{ckpt}/{n_layers}", "compile_layers": args.compile,
-           "native_gqa": M._GQA_NATIVE.get("ok"), "notes": notes}
+           "native_gqa": M._GQA_NATIVE.get("ok"), "notes": notes, **({"profile": prof} if prof else {})}
     del run, lm, full, acc
     return out
 
 
-def step_clock(device):
-    """A TrainerCallback timing each optimizer step (synchronised on CUDA)."""
+def extra_steps(args) -> int:
+    """--profile adds one step after the timed ones, run under torch.profiler and not timed."""
+    return 1 if args.profile else 0
+
+
+def profiled(device, step) -> dict:
+    """Run one step under torch.profiler: its wall time and GPU kernel time by category."""
+    import kernelprof as K
+
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync()
+    with torch.profiler.profile(activities=K.profile_activities()) as prof:
+        t0 = time.perf_counter()
+        step()
+        sync()
+        wall = time.perf_counter() - t0
+    return K.breakdown(K.device_kernels(prof), wall)
+
+
+def step_clock(device, profile_step: int | None = None):
+    """A TrainerCallback timing each optimizer step (synchronised on CUDA); with profile_step, that
+    step runs under torch.profiler and its kernel breakdown lands in .profile."""
+    import kernelprof as K
     from transformers import TrainerCallback
 
     class Clock(TrainerCallback):
         def __init__(self):
-            self.times = []
+            self.times, self.profile, self.prof = [], None, None
 
         def on_step_begin(self, a, state, control, **kw):
             if device.type == "cuda":
                 torch.cuda.synchronize()
+            if state.global_step == profile_step:
+                self.prof = torch.profiler.profile(activities=K.profile_activities())
+                self.prof.__enter__()
             self.t0 = time.perf_counter()
 
         def on_step_end(self, a, state, control, **kw):
             if device.type == "cuda":
                 torch.cuda.synchronize()
             self.times.append(time.perf_counter() - self.t0)
+            if self.prof is not None:
+                self.prof.__exit__(None, None, None)
+                self.profile = K.breakdown(K.device_kernels(self.prof), self.times[-1])
+                self.prof = None
 
     return Clock()
 
@@ -250,7 +283,7 @@ def run_trl(args, samples, device, text_cfg, peak) -> dict:
         impl = "flex_varlen"
     liger = device.type == "cuda" and args.trl_liger and importlib.util.find_spec("liger_kernel") is not None
     model = peer_model(args, device, dtype, impl)
-    n_steps = args.warmup + args.steps
+    n_steps = args.warmup + args.steps + extra_steps(args)
     order = D.epoch_order(len(samples), cfg.seed, 0)
     mbs = [D.step_micro_batches(samples, order, k, 8, 1, 1)[0] for k in range(n_steps)]  # flex's steps
     rows = [s for mb in mbs for s in mb]
@@ -270,17 +303,17 @@ def run_trl(args, samples, device, text_cfg, peak) -> dict:
                         gradient_checkpointing_kwargs={"use_reentrant": False}, padding_free=True, max_length=None,
                         completion_only_loss=True, use_liger_kernel=liger, logging_steps=1, report_to="none",
                         save_strategy="no", use_cpu=device.type != "cuda", seed=0, dataloader_drop_last=True)
-    clock = step_clock(device)
+    clock = step_clock(device, args.warmup + args.steps if args.profile else None)
     tr = InOrder(model=model, args=sft, train_dataset=ds, processing_class=byte_tokenizer(PAD_ID), callbacks=[clock])
     tr.train()
-    timed = range(args.warmup, n_steps)
+    timed = range(args.warmup, args.warmup + args.steps)
     t = sum(clock.times[k] for k in timed)
     flops = sum(T.step_flops(text_cfg, [mbs[k]]) for k in timed)
     out = {"tokens_per_s": sum(len(s.input_ids) for k in timed for s in mbs[k]) / t,
            "mfu": flops / t / peak if peak else None, "peak_mem_gib": mem_gb(device), "steps": len(timed),
            "step_s": t / len(timed), "losses": [h["loss"] for h in tr.state.log_history if "loss" in h][args.warmup:],
            "trl": trl.__version__, "attn": attn, "liger_kernel": liger, "weights": str(dtype).replace("torch.", ""),
-           "optim": sft.optim, "padding_free": True}
+           "optim": sft.optim, "padding_free": True, **({"profile": clock.profile} if clock.profile else {})}
     del tr, model
     return out
 
@@ -356,6 +389,9 @@ def main(argv=None) -> int:
     p.add_argument("--trl-attn", default="auto", choices=["auto", "flash_attention_2", "varlen", "sdpa"],
                    help="trl run: auto = flash_attention_2 if flash-attn is installed, else torch's varlen flash kernel on CUDA")
     p.add_argument("--no-trl-liger", dest="trl_liger", action="store_false", help="trl run without Liger kernels")
+    p.add_argument("--profile", action="store_true",
+                   help="flex and trl runs: one extra untimed step under torch.profiler; GPU kernel time by category "
+                        "(benchmarks/gpu/kernelprof.py) lands under the run's 'profile'")
     p.add_argument("--tag", default="", help="label stored with the result")
     args = p.parse_args(argv)
     runs = [r for r in args.runs.split(",") if r]
@@ -372,7 +408,7 @@ def main(argv=None) -> int:
     main_rank = int(os.environ.get("RANK", "0")) == 0
     scale = 1.0 if args.shape != "tiny" else 0.1
     max_len = 4096 if args.shape != "tiny" else 512
-    samples = make_samples(8 * world * (args.warmup + args.steps), SHAPES[args.shape]["vocab_size"], max_len, scale=scale)
+    samples = make_samples(8 * world * (args.warmup + args.steps + extra_steps(args)), SHAPES[args.shape]["vocab_size"], max_len, scale=scale)
     lens = sorted(len(s.input_ids) for s in samples)
     res = {"tag": args.tag, "shape": args.shape, "layers": args.layers or SHAPES[args.shape]["num_hidden_layers"], "text_shape": SHAPES[args.shape],
            "device": torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or "cpu",

@@ -225,24 +225,27 @@ def run_raw(spec: dict) -> dict:
     # from the task's gen_kwargs (no per-request seed, EOS honoured). The other runs vary one thing.
     from flex_models.requests import build_spec
 
-    flex_spec = build_spec({"max_new_tokens": T, "temperature": spec["temperature"], "top_p": spec["top_p"],
-                            "do_sample": True, "until": []}, T)
-    runs = [("main", 0, None),
+    gk = {"max_new_tokens": T, "temperature": spec["temperature"], "top_p": spec["top_p"], "do_sample": True, "until": []}
+    flex_spec = build_spec(gk, T)
+    # "seeded": what flex sends for a protocol run k (`flex-judge judge`, multi-run tasks): the same
+    # SamplingParams with the run's seed, i.e. one torch.Generator per request inside vLLM
+    seeded_spec = build_spec(gk, T, doc_seed=spec["seed"])
+    runs = [("main", 0, flex_spec),
             ("ignore_eos", n, dict(base, max_tokens=T, seed=None)),  # what the raw runs sent before 2026-11-29
-            ("seeded", n, dict(base, max_tokens=T, seed=spec["seed"])),
+            ("seeded", n, seeded_spec),
             ("prefill_only", 2 * n, dict(base, max_tokens=1, seed=None))]
     res["runs"] = {}
     for name, first, sp in runs:
         if name not in spec.get("raw_runs", ["main", "prefill_only"]):
             continue
         reqs = _requests(n, first, spec)
-        params = [vb.sampling_params(flex_spec) for _ in reqs] if sp is None else SamplingParams(**sp)
+        params = SamplingParams(**sp) if isinstance(sp, dict) else [vb.sampling_params(sp) for _ in reqs]
         probe.first_done = None
         t_sub = time.time()
         outs = llm.generate(reqs, params, use_tqdm=probe.tqdm_class())
         t_end = time.time()
         c = _vllm_counts(None, None, outs)
-        desc = sp if sp is not None else {"flex_sampling_params": repr(params[0]), "seed": None}
+        desc = sp if isinstance(sp, dict) else {"flex_sampling_params": repr(params[0]), "seed": sp.seed}
         res["runs"][name] = {"submit": t_sub, "end": t_end, "first_done": probe.first_done or t_end,
                              "sampling": {k: v for k, v in desc.items()}, **c}
     if spec.get("profile_dir"):

@@ -2,6 +2,7 @@
 # On nvidia-h200-x2 (repo root, vLLM staged, device_env.sh sourced): one GPU against two.
 #   x2_call.sh one   flex through lmms-eval on GPU 0 and vLLM alone on GPU 1, side by side (same N requests)
 #   x2_call.sh dp2   flex with data_parallel_size=2 (persistent engines, one per GPU)
+#   x2_call.sh warm1 flex on GPU 0 alone, on dp2's warm compile cache (dp2's 1-GPU baseline)
 #   x2_call.sh tp2   flex with tensor_parallel_size=2
 # Results: $OUT/x2_<run>.json; logs tarred into $OUT/x2_<run>_logs.tgz. Each process gets its own vLLM
 # compile cache for the 1-GPU runs (both start cold, and never write one cache at once); dp2 reuses
@@ -26,6 +27,9 @@ for run in "$@"; do
     dp2)
       VLLM_CACHE_ROOT=/root/vc-flex python3 benchmarks/inference_gpu.py $common --parts flex --tag _dp2 \
         --flex-arg data_parallel_size=2 --part-timeout ${T_DP:-240} --log-dir $L/dp2 --out-json $OUT/x2_dp2.json > $L/dp2.out 2>&1 ;;
+    warm1)  # one GPU on dp2's warm cache: the 1-GPU baseline for dp_speedup (both start warm)
+      VLLM_CACHE_ROOT=/root/vc-flex CUDA_VISIBLE_DEVICES=0 python3 benchmarks/inference_gpu.py $common --parts flex --tag _warm1 \
+        --part-timeout ${T_WARM:-300} --log-dir $L/warm1 --out-json $OUT/x2_warm1.json > $L/warm1.out 2>&1 ;;
     tp2)
       VLLM_CACHE_ROOT=/root/vc-tp2 python3 benchmarks/inference_gpu.py $common --parts flex --tag _tp2 \
         --flex-arg tensor_parallel_size=2 --part-timeout ${T_TP:-280} --log-dir $L/tp2 --out-json $OUT/x2_tp2.json > $L/tp2.out 2>&1 ;;
