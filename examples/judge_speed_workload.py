@@ -26,7 +26,7 @@ def bench_task():
     return mod
 
 
-def write(n: int, out: Path, words: int = 300, image: int = 448) -> Path:
+def write(n: int, out: Path, words: int = 60, image: int = 448) -> Path:
     task = bench_task()
     (out / "images").mkdir(parents=True, exist_ok=True)
     rows = []
@@ -43,7 +43,7 @@ def write(n: int, out: Path, words: int = 300, image: int = 448) -> Path:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=int, default=256)
-    p.add_argument("--words", type=int, default=300, help="words of question + two answers (benchmark: 300)")
+    p.add_argument("--words", type=int, default=60, help="words of question + two answers (benchmarks/inference_gpu.py: 60)")
     p.add_argument("--image", type=int, default=448)
     p.add_argument("--out", type=Path, required=True)
     a = p.parse_args(argv)

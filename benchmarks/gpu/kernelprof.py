@@ -36,6 +36,8 @@ def device_kernels(prof) -> list[tuple[str, float]]:
     for e in prof.key_averages():
         if "cuda" not in str(getattr(e, "device_type", "")).lower():
             continue
+        if getattr(e, "is_user_annotation", False):  # record_function ranges (Optimizer.step#...) span kernels
+            continue
         us = getattr(e, "self_device_time_total", None)
         if us is None:
             us = getattr(e, "self_cuda_time_total", 0.0)

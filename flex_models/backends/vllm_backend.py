@@ -28,6 +28,10 @@ DEFAULT_LIMITS = {"vl": {"image": 3, "video": 2}, "omni": {"image": 3, "video": 
 
 
 def on_cpu() -> bool:
+    # Count GPUs through NVML, as vLLM itself does from its import on (vllm/env_override.py): torch's
+    # CUDA-runtime count initialises the driver, and vLLM then forks its engine process into "Cannot
+    # re-initialize CUDA in forked subprocess" (a data-parallel worker calls this before importing vLLM).
+    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
     try:
         import torch
 
