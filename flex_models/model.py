@@ -104,8 +104,9 @@ class FlexJudge(lmms):
                 hs.append({k: v for k, v in h.items() if k in ("fps", "max_pixels")})
             hints[kind] = hs
         # model_args seed seeds the engine (vLLM LLM(seed=...), torch.manual_seed for hf); a per-request
-        # seed only when the task gives one: vLLM's per-request generators cost ~20% decode throughput
-        # (benchmarks/inference_gpu_results.md).
+        # seed only when the task gives one (its runs). Per-request seeds cost ~20% decode throughput
+        # in round 1 (benchmarks/inference_gpu_results.md) and nothing measurable in round 4
+        # (docs/benchmarks.md): the choice keeps unseeded tasks' requests as lmms-eval sends them.
         spec = build_spec(gen_kwargs, self.args.max_new_tokens, doc.get("flex_seed"), None, where,
                           cap_max_new_tokens=self.args.max_new_tokens_cap)
         return Planned(prompt=r.prompt, media=r.media, hints=hints, spec=spec, where=where)

@@ -228,7 +228,7 @@ def run_raw(spec: dict) -> dict:
     gk = {"max_new_tokens": T, "temperature": spec["temperature"], "top_p": spec["top_p"], "do_sample": True, "until": []}
     flex_spec = build_spec(gk, T)
     # "seeded": what flex sends for a protocol run k (`flex-judge judge`, multi-run tasks): the same
-    # SamplingParams with the run's seed, i.e. one torch.Generator per request inside vLLM
+    # SamplingParams with the run's seed on every request
     seeded_spec = build_spec(gk, T, doc_seed=spec["seed"])
     runs = [("main", 0, flex_spec),
             ("ignore_eos", n, dict(base, max_tokens=T, seed=None)),  # what the raw runs sent before 2026-11-29
