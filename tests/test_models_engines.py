@@ -143,3 +143,20 @@ def test_vllm_detokenizes_once_per_judgment_unless_stop_strings(vl_models):
         assert o.token_ids[0] == list(v.token_ids)
         assert o.texts[0] == m.backend.tokenizer.decode(list(v.token_ids), skip_special_tokens=True)
         assert v.text and o.texts[0].startswith(v.text)
+
+
+def test_device_check_counts_gpus_through_nvml_before_vllm_is_imported():
+    """A data-parallel / early-engine worker asks on_cpu() before it imports vLLM. torch's CUDA-runtime
+    device count would initialise the driver and vLLM's forked engine process would then die with
+    "Cannot re-initialize CUDA in forked subprocess" (H200 x2, 2026-11-30): the check must go through
+    NVML, as vLLM's own import arranges."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import os, sys; from flex_models.backends.vllm_backend import on_cpu; on_cpu(); "
+            "print(os.environ.get('PYTORCH_NVML_BASED_CUDA_CHECK'), 'vllm' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if k != "PYTORCH_NVML_BASED_CUDA_CHECK"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["1", "False"]
