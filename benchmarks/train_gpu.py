@@ -184,7 +184,7 @@ def profiled(device, step) -> dict:
         step()
         sync()
         wall = time.perf_counter() - t0
-    return K.breakdown(K.device_kernels(prof), wall)
+    return K.summary(prof, wall)
 
 
 def step_clock(device, profile_step: int | None = None):
@@ -211,7 +211,7 @@ def step_clock(device, profile_step: int | None = None):
             self.times.append(time.perf_counter() - self.t0)
             if self.prof is not None:
                 self.prof.__exit__(None, None, None)
-                self.profile = K.breakdown(K.device_kernels(self.prof), self.times[-1])
+                self.profile = K.summary(self.prof, self.times[-1])
                 self.prof = None
 
     return Clock()

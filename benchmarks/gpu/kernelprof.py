@@ -2,7 +2,7 @@
 
     with torch.profiler.profile(activities=[...CPU, ...CUDA]) as prof:
         step()
-    kernelprof.breakdown(kernelprof.device_kernels(prof), wall_s)
+    kernelprof.summary(prof, wall_s)
 
 Categories are matched on the kernel name, first match wins (flash-attention kernels are cutlass
 templates, so attention is tested before GEMM). Used for the trainer steps (train_gpu.py --profile)
@@ -63,6 +63,11 @@ def breakdown(kernels: list[tuple[str, float]], wall_s: float | None = None, top
         out["wall_ms"] = round(wall_s * 1e3, 3)
         out["gpu_busy_share"] = round(total / 1e6 / wall_s, 4)
     return out
+
+
+def summary(prof, wall_s: float | None = None) -> dict:
+    """breakdown() of a finished torch.profiler run's GPU kernels."""
+    return breakdown(device_kernels(prof), wall_s)
 
 
 def profile_activities():

@@ -16,7 +16,7 @@
 #   judge     `flex-judge judge` on GPU 0 beside vLLM alone on GPU 1 (the same workload)
 #   tp2       flex with tensor_parallel_size=2
 # Round 2: STAGES="train fsdp one dp2 judge tp2 train7b1".
-# Round 4: STAGES="weights one dp2 warm1 train" RAW_RUNS=main,seeded TRAIN_ARGS=--profile
+# Round 4: STAGES="weights one dp2 warm1 train" RAW_RUNS=main TRAIN_ARGS=--profile
 # Results: /root/results (R); session.log says what ran when.
 set -u
 R=${R:-/root/results}; mkdir -p $R
@@ -28,7 +28,7 @@ source benchmarks/gpu/device_env.sh || { log "device_env failed"; exit 1; }
 TR="python3 benchmarks/train_gpu.py --out $R/train.jsonl"
 export OUT=$R
 
-weights() {
+stage_weights() {
   CUDA_VISIBLE_DEVICES=1 timeout 300 python3 benchmarks/inference_gpu.py --mode gpu --parts , --workdir /root/flexbench \
     --log-dir $R/ckpt --out-json $R/ckpt.json > $R/ckpt.log 2>&1
   log "7b inference weights rc=$?"
@@ -48,7 +48,6 @@ run_judge() {  # GPU $1, compile cache $2
   cp /root/jw/out/judged.summary.json $R/judge_summary.json 2>/dev/null
 }
 
-stage_weights() { weights; }
 stage_train() {
   CUDA_VISIBLE_DEVICES=0 timeout 420 $TR --shape 3b --runs flex --compile --ckpt-layers -2 --steps 8 --warmup 3 ${TRAIN_ARGS:-} \
     --tag "3b flex compile, GPU 0 beside trl" > $R/train_flex.log 2>&1 &
@@ -56,7 +55,7 @@ stage_train() {
   CUDA_VISIBLE_DEVICES=1 timeout 420 $TR --shape 3b --runs trl --steps 8 --warmup 3 ${TRAIN_ARGS:-} \
     --tag "3b trl SFTTrainer, GPU 1 beside flex" > $R/train_trl.log 2>&1
   log "trl done rc=$?"
-  [ -d /root/flexbench/ckpt-7b ] || weights
+  [ -d /root/flexbench/ckpt-7b ] || stage_weights
   wait $a; log "flex 3b done rc=$?"
 }
 stage_fsdp() {
