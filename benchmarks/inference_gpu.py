@@ -280,10 +280,10 @@ def _flex_row(flex: dict, tag: str) -> dict | None:
         return None
     r = flex["runs"][0]
     ab_s = r.get("ab_s") or 0.0  # the A/B probe's calls ran inside lmms-eval's request phase: not flex's
-    # engines built in worker processes (early start, data parallel) may still be building when
-    # evaluate() reaches them: that wait is not part of the request phase (LLM.generate never waits
+    # an engine still building when evaluate() reaches it (the early engine is adopted at model init,
+    # so normally never): that wait is not part of the request phase (LLM.generate never waits
     # for its engine either), everything flex and lmms-eval do in evaluate() is
-    wait = sum(w["end"] - w["start"] for w in (r.get("startup") or {}).get("dp_wait_ready", [])
+    wait = sum(w["end"] - w["start"] for w in (r.get("startup") or {}).get("early_wait", [])
                if w.get("end") and r["evaluate_start"] <= w["start"] <= r["evaluate_end"])
     phase = r["evaluate_end"] - r["evaluate_start"] - wait - ab_s
     row = {"label": f"(a) flex via lmms-eval CLI{tag}", "n": r["requests"], "request_phase_s": phase,
@@ -309,14 +309,12 @@ def _flex_row(flex: dict, tag: str) -> dict | None:
     row["startup_breakdown_s"] = {
         "python_imports": flex["events"].get("lmms_main_start", flex["spawn"]) - flex["spawn"],
         "task_index": span("task_index"), "model_init": span("model_init"), "engine_init": span("engine_init"),
-        "task_load": span("task_load"), "dp_wait_ready": span("dp_wait_ready"),
+        "task_load": span("task_load"), "early_wait": span("early_wait"),
         "evaluate_start_to_first_engine_call": r["first_engine_start"] - r["evaluate_start"] - r.get("ab_pre_s", 0.0),
     }
     if r.get("ab"):
         row["ab"] = r["ab"]
         row["ab_flex_engine_s"] = r["engine_s"]
-    if r.get("dp"):
-        row["dp"] = r["dp"]
     return row
 
 
@@ -420,9 +418,6 @@ def summarize(out: dict) -> dict:
             # request phase: data-parallel engines build in the background during lmms-eval's start-up,
             # so for DP this phase also holds the wait for them (not comparable with 1 GPU's)
             t[f"{name}_request_phase"] = rows[key]["judgments_per_s"] / b["judgments_per_s"]
-            calls = [c for pool in rows[key].get("dp") or [] for c in pool["calls"]]
-            if calls:  # generation alone: 1 GPU's engine loop over the same requests vs the DP pool's calls
-                t[f"{name}_generation"] = b["engine_s"] / sum(c["end"] - c["start"] for c in calls)
     if "roofline" in s:
         # every decode measurement of this workload's shapes against the roofline at ITS batch
         # (vLLM alone: raw run, sweep variants, hostprof's image requests); the best one counts
@@ -522,14 +517,6 @@ def _details(s: dict, wl: dict) -> list[str]:
         for ab in f.get("ab") or []:
             out.append(f"{key} same engine, same process: {ab['name']} {_fmt(ab['s'])} s for {ab['requests']} requests"
                        f" ({_fmt(ab['requests'] / ab['s'])} judgments/s); flex's own path after it: {_fmt(f['engine_s'])} s in LLM.generate")
-        for pool in f.get("dp") or []:
-            ready = "; ".join(f"worker {w['rank']} (GPUs {w['gpus']}) engine {_fmt(w['init_end'] - w['init_start'], 1)} s"
-                              for w in pool["ready"] if w)
-            out.append(f"{key} data-parallel pool of {pool['workers']}: {ready}; {len(pool['calls'])} generate call(s)")
-            for c in pool["calls"]:
-                out.append(f"{key}   call of {c['requests']} requests {_fmt(c['end'] - c['start'])} s: " + "; ".join(
-                    f"worker {w['rank']} {w['requests']} requests, engine {_fmt(w['engine_s'])} s, {w['out_tokens']:,} tokens"
-                    for w in c["workers"]))
     for key in [k for k in rows if k.startswith("raw")]:
         r = rows[key]
         out.append(f"{key}: LLM.generate {_fmt(r['request_phase_s'])} s with {r['main_sends']},"

@@ -68,8 +68,36 @@ def run_child(cmd: list[str]) -> int:
 def run_lmms_eval(argv: list[str]) -> int:
     """Run lmms-eval in a fresh interpreter (its CLI calls sys.exit and holds global state).
     Exit code: 0 ok, 1 evaluation error or a requested task without results, 2 data pre-flight
-    failed (flex_judge.lmms_main)."""
-    return run_child([sys.executable, "-m", "flex_judge.lmms_main", *argv])
+    failed (flex_judge.lmms_main).
+
+    `--num_processes N` (N > 1) is a shortcut for torchrun on this host (`torchrun --standalone
+    --nproc-per-node N -m flex_judge.lmms_main ...`): N ranks, one engine each on its own GPU group
+    (docs/scaling.md; several hosts: run torchrun yourself). The data pre-flight runs here first, so
+    a data problem still exits 2 (torchrun reports any failed rank as 1)."""
+    from flex_judge.lmms_main import cli_option, preflight_or_exit
+
+    n = cli_option(argv, "--num_processes")
+    argv = drop_option(argv, "--num_processes")
+    if n is None or int(n) <= 1:
+        return run_child([sys.executable, "-m", "flex_judge.lmms_main", *argv])
+    rc = preflight_or_exit(argv)
+    if rc:
+        return rc
+    return run_child([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={int(n)}",
+                      "-m", "flex_judge.lmms_main", *argv])
+
+
+def drop_option(argv: list[str], name: str) -> list[str]:
+    """`argv` without ``--name VALUE`` / ``--name=VALUE``."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == name:
+            skip = True
+        elif not a.startswith(name + "="):
+            out.append(a)
+    return out
 
 
 def _resolve(target: str):

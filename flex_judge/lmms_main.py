@@ -67,6 +67,20 @@ def preflight(tasks: list[str], limit=None) -> dict:
     return out
 
 
+def preflight_or_exit(argv: list[str]) -> int:
+    """The pre-flight of an lmms-eval command line, outside lmms-eval: 2 (with the message) when a
+    requested flex task's data cannot be loaded, else 0."""
+    from flex_tasks.data import DataError
+
+    try:
+        limit = cli_option(argv, "--limit")
+        preflight(requested_flex_tasks(cli_option(argv, "--tasks")), limit=float(limit) if limit else None)
+    except (DataError, KeyError, ValueError) as e:
+        print(f"flex-judge eval: data pre-flight failed, no model was loaded:\n  {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def covered(task_manager, requested: list[str], listing: bool) -> bool:
     """Does this index know every requested name (so lmms-eval's built-in tasks need no index)?"""
     return not listing and bool(requested) and all(t in task_manager.all_tasks for t in requested)
@@ -138,7 +152,7 @@ def start_engine_early(argv: list[str]) -> bool:
     """Start the `flex` model's vLLM engine worker(s) before lmms-eval is even imported, so the
     engine build (the longest part of start-up) overlaps lmms-eval's imports, task index, data
     pre-flight and task loading; the model lmms-eval builds adopts them when its model_args match
-    (flex_models.parallel.adopt_early). Off with FLEX_JUDGE_EARLY_ENGINE=0, for other models, for
+    (flex_models.early). Off with FLEX_JUDGE_EARLY_ENGINE=0, for other models, for
     the transformers backend and for task listings; any problem here is left to the model to report."""
     if os.environ.get(EARLY_ENV, "1") == "0" or (cli_option(argv, "--model") or "flex") != "flex":
         return False
@@ -148,13 +162,17 @@ def start_engine_early(argv: list[str]) -> bool:
     try:
         from flex_models.args import parse_args
         from flex_models.family import load_checkpoint
-        from flex_models.parallel import start_early
+        from flex_models.distributed import launch_from_env, pin_engine_gpus
+        from flex_models.early import start
 
         raw = dict(kv.split("=", 1) for kv in model_args.split(",") if "=" in kv)
         args = parse_args(raw)
         if args.backend != "vllm":
             return False
-        start_early(args, load_checkpoint(args.pretrained))
+        launch = launch_from_env()
+        if launch is not None:
+            pin_engine_gpus(launch, args)  # as the model does before it builds (flex_models.distributed)
+        start(args, load_checkpoint(args.pretrained))
         return True
     except Exception:
         return False
@@ -168,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--model" not in argv and not any(a.startswith("--model=") for a in argv):
         argv += ["--model", "flex"]
-    from flex_models.parallel import discard_early
+    from flex_models.early import discard
 
     previous = None
     if threading.current_thread() is threading.main_thread():
@@ -177,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         start_engine_early(argv)
         return _evaluate(argv)
     finally:
-        discard_early()  # started but not adopted (a failed pre-flight, other model_args): stop it now
+        discard()  # started but not adopted (a failed pre-flight, other model_args): stop it now
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 
@@ -223,12 +241,15 @@ def _evaluate(argv: list[str]) -> int:
         finally:
             logger.remove(sink)
         outcomes.append(out[0] if isinstance(out, tuple) else out)
+        if rank != 0:  # lmms-eval gathers to rank 0, which aggregates and writes the results
+            return out
         files = [f for f in _results_files(getattr(a, "output_path", None), started) if f not in annotated]
         annotate_results(files, provenance, take_details())
         annotated.update(files)
         return out
 
     requested = [t.strip() for t in (args.tasks or "").split(",") if t.strip()]
+    rank = int(os.environ.get("RANK", "0"))  # a multi-process launch (torchrun / accelerate launch)
     task_manager = lmms_main.TaskManager
     lmms_main.cli_evaluate_single = evaluate_single
     lmms_main.TaskManager = task_manager_factory(task_manager, requested, listing)
@@ -239,7 +260,7 @@ def _evaluate(argv: list[str]) -> int:
         lmms_main.TaskManager = task_manager
     if listing:
         return 0
-    missing = missing_tasks(requested, outcomes[-1] if outcomes else None)
+    missing = missing_tasks(requested, outcomes[-1] if outcomes else None) if rank == 0 else []
     if errors or missing:
         print("flex-judge eval: FAILED", file=sys.stderr)
         for e in errors[:10]:

@@ -24,6 +24,17 @@ _ENGINE_ONLY = {
 }
 
 
+# set by the harness (lmms-eval passes batch_size and device to every model), not by users
+HARNESS_ARGS = frozenset({"batch_size", "device", "max_batch_size"})
+
+
+def engine_view(args) -> dict:
+    """The settings that build a vLLM engine: everything but what the harness adds."""
+    from dataclasses import asdict
+
+    return {k: v for k, v in asdict(args).items() if k not in HARNESS_ARGS}
+
+
 class FlexArgError(ValueError):
     """A model_arg is unknown, malformed or contradicts another one."""
 
@@ -176,8 +187,7 @@ def parse_args(raw: dict) -> FlexArgs:
             f"Allowed: {', '.join(n for n in ARG_NAMES if n != 'max_batch_size')}"
         )
     a = FlexArgs()
-    harness = {"batch_size", "device", "max_batch_size"}
-    explicit = {k for k, v in raw.items() if v is not None and k not in harness}
+    explicit = {k for k, v in raw.items() if v is not None and k not in HARNESS_ARGS}
     for k, v in raw.items():
         if v is None:
             continue

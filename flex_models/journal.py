@@ -122,25 +122,38 @@ def cut_partial_last_line(path: Path) -> int:
     return size - keep
 
 
-class Journal:
-    """``key -> {"texts", "prompt_tokens", "output_tokens"}`` backed by ``<folder>/judgments.jsonl``."""
+def journal_file(rank: int) -> str:
+    """The file rank `rank` appends to: one writer per file, so the ranks of a multi-process run
+    never interleave their lines (rank 0, and every one-process run, keep the original name)."""
+    return JOURNAL_FILE if rank == 0 else f"judgments.rank{rank}.jsonl"
 
-    def __init__(self, folder: str | Path):
+
+class Journal:
+    """``key -> {"texts", "prompt_tokens", "output_tokens"}`` over every ``judgments*.jsonl`` of a folder.
+
+    Each rank appends to its own file (:func:`journal_file`) and reads all of them, so a resume with
+    another number of ranks, or after one rank was killed, reuses every judgment any rank finished.
+    Only this rank's own file is repaired (its partial last line cut); another rank's file may be
+    in the middle of a write, so its unfinished last line is skipped, never touched."""
+
+    def __init__(self, folder: str | Path, rank: int = 0):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.path = self.folder / JOURNAL_FILE
+        self.path = self.folder / journal_file(rank)
         self.entries: dict[str, dict] = {}
         self.bad_lines = 0
-        self._load()
+        if self.path.exists():
+            cut = cut_partial_last_line(self.path)
+            if cut:
+                log.warning("flex: journal %s: cut a partial last line (%d bytes)", self.path, cut)
+        for f in sorted(self.folder.glob("judgments*.jsonl")):
+            self._load(f)
         self._fh = open(self.path, "a", encoding="utf-8")
 
-    def _load(self):
-        if not self.path.exists():
-            return
-        cut = cut_partial_last_line(self.path)
-        if cut:
-            log.warning("flex: journal %s: cut a partial last line (%d bytes)", self.path, cut)
-        data = self.path.read_bytes()
+    def _load(self, path: Path):
+        data = path.read_bytes()
+        if data and not data.endswith(b"\n"):  # another rank is writing its last line
+            data = data[:data.rfind(b"\n") + 1]
         for n, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), 1):
             if not line.strip():
                 continue
@@ -150,7 +163,7 @@ class Journal:
             except (json.JSONDecodeError, KeyError, TypeError):
                 self.bad_lines += 1
                 log.warning("flex: journal %s:%d is not a journal record; ignored (that request will be re-run)",
-                            self.path, n)
+                            path, n)
 
     def __len__(self):
         return len(self.entries)

@@ -66,18 +66,33 @@ class FlexJudge(lmms):
 
             self.limits = media_limits(self.args, self.family)
         self.timing = {"prepare_s": 0.0, "engine_s": 0.0, "requests": 0}
-        self.pool = None
         self._journal = None
         self._engine_id = None
-        from flex_models.parallel import adopt_early, start_pool
+        self._launch(self.args)
+        from flex_models.early import adopt
 
-        self.backend = None  # with a pool, the engines live in persistent workers (flex_models.parallel)
-        self.pool = adopt_early(self.args, self.checkpoint)  # started by `flex-judge eval` before lmms-eval's imports
-        if self.pool is None and self.args.data_parallel_size > 1:
-            self.pool = start_pool(self.args, self.checkpoint)  # they build while lmms-eval loads tasks
-        elif self.pool is None:
-            self.backend = make_backend(self.args, self.checkpoint)
-        log.info("flex: %s checkpoint %s on backend %s", self.family, self.args.pretrained, self.args.backend)
+        # built by `flex-judge eval` on a thread while lmms-eval imported (flex_models.early)
+        self.backend = adopt(self.args) or make_backend(self.args, self.checkpoint)
+        log.info("flex: %s checkpoint %s on backend %s (rank %d of %d)", self.family, self.args.pretrained,
+                 self.args.backend, self.rank, self.world_size)
+
+    def _launch(self, args) -> None:
+        """Rank, world size, accelerator and device as lmms-eval's multi-process launch expects them
+        (flex_models.distributed); one process: rank 0 of 1 on the engine's own device."""
+        from flex_models.distributed import join, launch_from_env, pin_engine_gpus
+
+        launch = launch_from_env()
+        self.device = "cpu"
+        if launch is None:
+            return
+        if args.data_parallel_size > 1:
+            raise ValueError("model_args data_parallel_size>1 under a multi-process launch: the launch's "
+                             f"{launch.world_size} ranks are the data parallelism; drop data_parallel_size")
+        self.accelerator, self.device = join(launch)
+        self._rank, self._world_size = launch.rank, launch.world_size
+        gpus = pin_engine_gpus(launch, args)
+        log.info("flex: rank %d of %d (local %d) builds its engine on %s", launch.rank, launch.world_size,
+                 launch.local_rank, f"GPUs {','.join(gpus)}" if gpus else "the CPU")
 
     # ---------------------------------------------------------------- preparation
     def _doc(self, task, split, doc_id):
@@ -133,21 +148,19 @@ class FlexJudge(lmms):
 
     # ---------------------------------------------------------------- generation
     def generate_prepared(self, prepared: list[Prepared], progress: bool = True):
-        engine = self.pool if self.pool is not None else self.backend
-        return engine.generate(prepared, progress=progress)
+        return self.backend.generate(prepared, progress=progress)
 
     def _stream(self, planned: list["Planned"], todo: list[int]):
         """Yield ``(index, Output)`` for the requests ``todo`` as they finish; media are decoded
         only for the requests about to enter the engine (a window / chunk at a time)."""
         cache = MediaCache(self.args.audio_scaling)
         lazy = ((i, self.decode(planned[i], cache)) for i in todo)
-        engine = self.pool if self.pool is not None else self.backend  # data-parallel workers stream too
-        if hasattr(engine, "stream"):
-            yield from engine.stream(lazy, total=len(todo), progress=True)
+        if hasattr(self.backend, "stream"):
+            yield from self.backend.stream(lazy, total=len(todo), progress=self.rank == 0)
             return
         # transformers backend: chunk by chunk
         chunk = self.args.stream_window or max(self.args.batch_size, 1) * 8
-        bar = tqdm(total=len(todo), desc="flex: judging", disable=len(todo) < 2)
+        bar = tqdm(total=len(todo), desc="flex: judging", disable=len(todo) < 2 or self.rank != 0)
         batch: list = []
         for item in lazy:
             batch.append(item)
@@ -215,7 +228,7 @@ class FlexJudge(lmms):
         if folder is None:
             return None
         if self._journal is None or self._journal.folder != folder:
-            self._journal = Journal(folder)
+            self._journal = Journal(folder, rank=self.rank)
         return self._journal
 
     def loglikelihood(self, requests):

@@ -473,9 +473,9 @@ def _install_probes(probe: Probe, model: str, spec: dict | None = None):
         probe.wrap(FlexJudge, "generate_until", "model_generate_until")
         probe.wrap(FlexJudge, "_plan_all", "flex_prepare")  # rendering; media are decoded inside the stream
         probe.wrap_stream(FlexJudge, "_stream", "engine_generate")  # the engine loop, as lmms-eval's call runs it
-        from flex_models import parallel
+        from flex_models import early
 
-        probe.wrap(parallel.EnginePool, "wait_ready", "dp_wait_ready")
+        probe.wrap(early, "adopt", "early_wait")  # the model waiting for the engine `flex-judge eval` started
     else:
         from transformers.generation.utils import GenerationMixin
 
@@ -501,7 +501,7 @@ def run_lmms(spec: dict) -> dict:
                 "--output_path", str(Path(spec["workdir"]) / f"lmms-flex-{spec.get('tag', 'run')}-{int(time.time())}"),
                 "--verbosity", "WARNING"]
         # as `flex-judge eval` does first thing, before the probes below import vLLM and lmms-eval
-        # (main() then finds this pool started for the same model_args and keeps it)
+        # (the model lmms-eval builds then adopts this engine: flex_models.early)
         res["events"]["early_engine"] = start_engine_early(argv)
         _install_probes(probe, model, spec)
         t0 = time.time()
@@ -509,16 +509,12 @@ def run_lmms(spec: dict) -> dict:
         lmms_main(argv)
         run = _lmms_run(probe, t0, time.time(), spec["n"], batch_size=None)
         run["startup"] = {k: [{"start": c["start"], "end": c.get("end")} for c in probe.calls.get(k, [])]
-                          for k in ("task_index", "model_init", "engine_init", "task_load", "dp_wait_ready")}
+                          for k in ("task_index", "model_init", "engine_init", "task_load", "early_wait")}
         ab = probe.calls.get("ab")
         if ab:
             run["ab"] = ab[0]["runs"]
             run["ab_pre_s"] = ab[0]["end"] - ab[0]["start"]
             run["ab_s"] = run["ab_pre_s"] + ab[0].get("post_s", 0.0)
-        from flex_models import parallel
-
-        run["dp"] = [{"workers": p.n, "started": p.started, "ready": p.ready, "calls": p.calls}
-                     for p in parallel.pools()]
         res["runs"].append(run)
     else:
         os.environ["FLEXBENCH_N"] = str(max(n for _, n in spec["peer_runs"]))
@@ -569,10 +565,7 @@ def _lmms_run(probe: Probe, t0: float, t1: float, n: int, batch_size) -> dict:
     run = {"ok": bool(gens), "n": n, "batch_size": batch_size, "start": t0, "end": t1,
            "evaluate_start": ev[0].get("start"), "evaluate_end": ev[-1].get("end"),
            "engine_calls": len(gens), "engine_s": sum(g["end"] - g["start"] for g in gens if "end" in g),
-           # a request reaches an engine only once the engine exists: with worker engines (early
-           # start, data parallel) that is after the first wait for them, inside the engine loop
-           "first_engine_start": max([gens[0]["start"]] + [w["end"] for w in probe.calls.get("dp_wait_ready", [])[:1]
-                                                            if w.get("end")]) if gens else None,
+           "first_engine_start": gens[0]["start"] if gens else None,
            "first_engine_end": gens[0].get("end") if gens else None,
            "out_tokens": sum(g.get("out_tokens", 0) for g in gens),
            "requests": sum(g.get("requests", 0) for g in gens),

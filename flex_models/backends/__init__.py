@@ -21,5 +21,12 @@ def backend_class(name: str):
     return getattr(importlib.import_module(module), cls)
 
 
+# vLLM's own data parallelism (model_args data_parallel_size > 1) lives in its async engine.
+ASYNC_VLLM = "flex_models.backends.vllm_async:AsyncVLLMBackend"
+
+
 def make_backend(args, checkpoint):
+    if args.backend == "vllm" and args.data_parallel_size > 1:
+        module, cls = ASYNC_VLLM.split(":")
+        return getattr(importlib.import_module(module), cls)(args, checkpoint)
     return backend_class(args.backend)(args, checkpoint)

@@ -27,17 +27,21 @@ GPU_DEFAULTS = {"block_size": 128}
 DEFAULT_LIMITS = {"vl": {"image": 3, "video": 2}, "omni": {"image": 3, "video": 2, "audio": 2}}
 
 
-def on_cpu() -> bool:
-    # Count GPUs through NVML, as vLLM itself does from its import on (vllm/env_override.py): torch's
-    # CUDA-runtime count initialises the driver, and vLLM then forks its engine process into "Cannot
-    # re-initialize CUDA in forked subprocess" (a data-parallel worker calls this before importing vLLM).
+def gpu_count() -> int:
+    """GPUs this process sees, counted through NVML, as vLLM itself does from its import on
+    (vllm/env_override.py): torch's CUDA-runtime count initialises the driver, and vLLM then forks
+    its engine process into "Cannot re-initialize CUDA in forked subprocess"."""
     os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
     try:
         import torch
 
-        return not torch.cuda.is_available()
+        return torch.cuda.device_count() if torch.cuda.is_available() else 0
     except Exception:
-        return True
+        return 0
+
+
+def on_cpu() -> bool:
+    return gpu_count() == 0
 
 
 def media_limits(args, family: str) -> dict:
@@ -109,7 +113,15 @@ class VLLMBackend:
 
     def __init__(self, args, checkpoint):
         if on_cpu():
-            for k, v in CPU_ENV.items():
+            from flex_models.distributed import launch_from_env
+
+            env = dict(CPU_ENV)
+            if launch_from_env() is not None:
+                # under lmms-eval's multi-process launch, the harness's gloo group is torch.distributed's
+                # default group, and an in-process engine would build its own parallel groups on it:
+                # each rank's engine gets a process of its own, as on a GPU
+                env["VLLM_ENABLE_V1_MULTIPROCESSING"] = "1"
+            for k, v in env.items():
                 os.environ.setdefault(k, v)
         from flex_models.extras import require
 
@@ -142,8 +154,9 @@ class VLLMBackend:
     def stream(self, requests, total: int | None = None, progress: bool = True):
         """Feed ``(index, Prepared)`` pairs (a lazy iterator: media are decoded when pulled) into the
         engine, keeping :meth:`window` requests in it, and yield ``(index, Output)`` as each request
-        finishes. The loop is vLLM's own offline loop (`LLMEngine.add_request` / `step`, as
-        `LLM.generate` runs it), so the engine schedules exactly as it would for one big call."""
+        finishes. The loop is vLLM's own offline loop through LLMEngine's public methods
+        (`add_request` / `step` / `abort_request`, as `LLM.generate` runs it), so the engine schedules
+        exactly as it would for one big call."""
         from tqdm import tqdm
         from vllm.sampling_params import RequestOutputKind
 
@@ -167,11 +180,10 @@ class VLLMBackend:
                     rid = f"flex{self._calls}-{i}"
                     params = sampling_params(p.spec)
                     params.output_kind = RequestOutputKind.FINAL_ONLY
-                    prompt = vllm_prompt(p)
-                    preprocess = getattr(self.llm, "_preprocess_cmpl_one", None)  # vLLM >= 0.30 renders first
-                    if preprocess is not None:
-                        prompt = preprocess(prompt)
-                    engine.add_request(rid, prompt, params)
+                    # a raw prompt dict (vLLM's documented PromptType) is what add_request takes on
+                    # every release from the GPU pin (0.26) to the CPU build (0.32); 0.32 logs once that
+                    # raw prompts are deprecated in favour of its Renderer, which 0.26 does not have
+                    engine.add_request(rid, vllm_prompt(p), params)
                     pending[rid] = (i, p)
                 if not pending:
                     break
