@@ -1,0 +1,127 @@
+"""`flex-judge judge serve`: the OpenAI-compatible Flex-Judge server (FastAPI + uvicorn over
+vLLM's async engine). See docs/serving.md."""
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import socket
+import sys
+from pathlib import Path
+
+KEY_ENV = "FLEX_JUDGE_API_KEY"
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="flex-judge judge serve", description=__doc__.split("\n\n")[0])
+    p.add_argument("model", help="Flex-Judge checkpoint (hub id or folder)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000, help="0 picks a free port (printed on start)")
+    p.add_argument("--api-key", help=f"clients must send `Authorization: Bearer KEY` (default: env {KEY_ENV})")
+    p.add_argument("--insecure-no-auth", action="store_true",
+                   help="allow a non-loopback --host without an API key (anyone who can connect can use it)")
+    p.add_argument("--allowed-media-root", type=Path,
+                   help="local media paths / file:// URLs are read only inside this folder (default: refused)")
+    p.add_argument("--allow-remote-media", action="store_true", help="fetch http(s) media URLs (bounded size and time)")
+    p.add_argument("--max-body-mb", type=float, default=20.0, help="largest request body (HTTP 413 beyond)")
+    p.add_argument("--max-items", type=int, default=64, help="most messages, parts per message and media per request")
+    p.add_argument("--max-queue", type=int, default=256, help="most requests in flight (HTTP 503 beyond)")
+    p.add_argument("--max-tokens-cap", type=int, default=4096, help="max_tokens of every request is capped at this")
+    p.add_argument("--max-new-tokens", type=int, help=argparse.SUPPRESS)  # the old server's flag: = --max-tokens-cap
+    p.add_argument("--read-timeout", type=float, default=30.0, help="seconds a request body may take to arrive (408)")
+    p.add_argument("--backend", choices=("auto", "vllm"), default="auto", help="the server runs on vLLM")
+    p.add_argument("--model-args", help="more `flex` model_args, e.g. dtype=bfloat16,gpu_memory_utilization=0.4")
+    p.add_argument("--data-parallel-size", type=int, default=1, help="vLLM data parallelism (engine replicas)")
+    p.add_argument("--served-model-name", help="the id /v1/models reports (default: the checkpoint name)")
+    p.add_argument("--raw-content", action="store_true", help="reply with the whole output as content")
+    p.add_argument("--log-requests", type=Path, help="append each request's messages, prompt and output (JSONL)")
+    p.add_argument("--forwarded-allow-ips", help="behind a reverse proxy: IPs whose X-Forwarded-* headers are trusted")
+    p.add_argument("--root-path", default="", help="behind a proxy that serves the API under a path prefix")
+    p.add_argument("--graceful-timeout", type=float, default=10.0,
+                   help="on SIGTERM/SIGINT, seconds in-flight requests may finish before they are aborted")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
+    key = a.api_key or os.environ.get(KEY_ENV) or None
+    if key is None and not is_loopback(a.host) and not a.insecure_no_auth:
+        print(f"flex-judge judge serve: refusing to listen on {a.host} without an API key; give --api-key "
+              f"(or env {KEY_ENV}), listen on 127.0.0.1, or pass --insecure-no-auth", file=sys.stderr)
+        return 2
+    if a.allowed_media_root is not None and not a.allowed_media_root.is_dir():
+        print("flex-judge judge serve: --allowed-media-root must be an existing folder", file=sys.stderr)
+        return 2
+    for name in ("max_items", "max_queue", "max_tokens_cap", "data_parallel_size"):
+        if getattr(a, name) < 1:
+            print(f"flex-judge judge serve: --{name.replace('_', '-')} must be >= 1", file=sys.stderr)
+            return 2
+    from flex_judge.judge_file import parse_model_args
+    from flex_models.args import FlexArgError, parse_args
+    from flex_models.family import load_checkpoint
+
+    try:
+        raw = parse_model_args(a.model_args)
+        if raw.get("backend", "vllm") not in ("vllm", "auto"):
+            raise FlexArgError("the judge server runs on vLLM: model_args backend must be vllm")
+        raw.update(pretrained=a.model, backend="vllm")
+        if a.data_parallel_size > 1:
+            raw["data_parallel_size"] = a.data_parallel_size
+        args = parse_args(raw)
+    except ValueError as e:
+        print(f"flex-judge judge serve: {e}", file=sys.stderr)
+        return 2
+    cap = min(a.max_tokens_cap, a.max_new_tokens or a.max_tokens_cap)
+    # bind first: a port in use fails before the engine is built; connections wait until serving
+    family = socket.AF_INET6 if ":" in a.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((a.host, a.port))
+    except OSError as e:
+        print(f"flex-judge judge serve: cannot listen on {a.host}:{a.port}: {e.strerror}", file=sys.stderr)
+        return 2
+    port = sock.getsockname()[1]
+
+    import uvicorn
+
+    from flex_judge.serving.app import ServeSettings, create_app
+    from flex_judge.serving.frontend import FlexFrontEnd
+    from flex_models.backends.vllm_async import AsyncVLLMBackend
+
+    checkpoint = load_checkpoint(args.pretrained)
+    name = a.served_model_name or a.model.rstrip("/").split("/")[-1]
+    settings = ServeSettings(served_model_name=name, api_key=key, media_root=a.allowed_media_root,
+                             allow_remote_media=a.allow_remote_media, max_body_bytes=int(a.max_body_mb * 2**20),
+                             max_items=a.max_items, max_queue=a.max_queue, max_tokens_cap=cap,
+                             default_max_tokens=min(args.max_new_tokens, cap), raw_content=a.raw_content,
+                             log_requests=a.log_requests, read_timeout_s=a.read_timeout)
+    frontend = FlexFrontEnd(args, checkpoint)
+    backend = AsyncVLLMBackend(args, checkpoint)
+    try:
+        app = create_app(backend, frontend, settings)
+        kw = {}
+        if a.forwarded_allow_ips:
+            kw.update(proxy_headers=True, forwarded_allow_ips=a.forwarded_allow_ips)
+        config = uvicorn.Config(app, log_level="warning", access_log=False, root_path=a.root_path,
+                                limit_concurrency=a.max_queue + 64, timeout_keep_alive=5,
+                                timeout_graceful_shutdown=a.graceful_timeout, h11_max_incomplete_event_size=64 * 1024,
+                                **kw)
+        server = uvicorn.Server(config)
+        print(f"flex-judge judge serve: {name} listening on http://{a.host}:{port}/v1 "
+              f"(auth {'on' if key else 'OFF'}, media root {'set' if a.allowed_media_root else 'none'})", flush=True)
+        server.run(sockets=[sock])
+    finally:
+        backend.close()
+        sock.close()
+    print("flex-judge judge serve: stopped", flush=True)
+    return 0
