@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -119,6 +120,12 @@ def main(argv: list[str] | None = None) -> int:
         server = uvicorn.Server(config)
         print(f"flex-judge judge serve: {name} listening on http://{a.host}:{port}/v1 "
               f"(auth {'on' if key else 'OFF'}, media root {'set' if a.allowed_media_root else 'none'})", flush=True)
+        # uvicorn handles SIGTERM/SIGINT (stop accepting, let in-flight requests finish for
+        # --graceful-timeout s, cancel the rest: their engine requests are aborted), then re-raises the
+        # signal to the handler it found: this one, so that the engine is shut down below, not killed
+        stopped: list[int] = []
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda signum, frame: stopped.append(signum))
         server.run(sockets=[sock])
     finally:
         backend.close()
