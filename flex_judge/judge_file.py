@@ -1,7 +1,7 @@
 """`flex-judge judge`: judge your own JSONL file with a Flex-Judge checkpoint, no code.
 
     flex-judge judge items.jsonl --model jongwooko/Flex-VL-7B --out judged.jsonl [--samples 3] [--both-orders]
-    flex-judge judge serve jongwooko/Flex-VL-7B --port 8000      (the lmms-eval judge server: flex_judge.serve)
+    flex-judge judge serve jongwooko/Flex-VL-7B --port 8000      (the judge server: flex_judge.serving, docs/serving.md)
 
 One JSON object per line (media paths relative to the file's folder; `mode` is inferred):
   pair   {"id", "question", "response_a", "response_b", "images": [...], "gold": "A"|"B"|"tie"}
@@ -218,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["serve"]:  # `flex-judge judge serve CKPT ...`: the OpenAI-compatible judge server
-        from flex_judge.serve import main as serve
+        from flex_judge.serving.cli import main as serve
 
         return serve(argv[1:])
     a = build_parser().parse_args(argv)

@@ -19,8 +19,10 @@ Registration: the `lmms_eval.models` entry point `flex_judge_provider` (pyprojec
 :func:`lmms_eval_hook` whenever lmms-eval builds its model registry, i.e. in every lmms-eval
 run; it registers the provider and the launcher (`--launcher_args name=flex,model=CKPT,...`:
 lmms-eval frees the evaluated model, starts the judge server, scores, then stops it).
-Settings: FLEX_JUDGE_URL (default http://127.0.0.1:8000/v1), FLEX_JUDGE_MODEL (default: the
-server's first model), FLEX_JUDGE_TIMEOUT (s, default 600). See docs/judge.md.
+Settings: FLEX_JUDGE_URL (default http://127.0.0.1:8000/v1), FLEX_JUDGE_API_KEY (sent as
+`Authorization: Bearer`; the launcher makes one up for the server it starts when unset),
+FLEX_JUDGE_MODEL (default: the server's first model), FLEX_JUDGE_TIMEOUT (s, default 600).
+See docs/judge.md and docs/serving.md.
 """
 from __future__ import annotations
 
@@ -38,6 +40,7 @@ log = logging.getLogger("flex_judge")
 
 URL_ENV, MODEL_ENV, SYSTEM_ENV = "FLEX_JUDGE_URL", "FLEX_JUDGE_MODEL", "FLEX_JUDGE_SYSTEM"
 MAX_TOKENS_ENV, TIMEOUT_ENV = "FLEX_JUDGE_MAX_TOKENS", "FLEX_JUDGE_TIMEOUT"
+KEY_ENV = "FLEX_JUDGE_API_KEY"  # flex_judge.serving.cli.KEY_ENV
 DEFAULT_URL = "http://127.0.0.1:8000/v1"
 
 
@@ -66,6 +69,11 @@ def max_tokens(task_max: Optional[int]) -> int:
     from flex_tasks.protocol import TASKS
 
     return max(int(task_max or 0), TASKS["flex_mllm_judge_pair"].max_tokens)
+
+
+def auth_headers() -> dict:
+    key = os.environ.get(KEY_ENV)
+    return {"Authorization": f"Bearer {key}"} if key else {}
 
 
 def image_part(image) -> dict:
@@ -102,7 +110,7 @@ def _provider_class():
         def _get(self, path: str, timeout: float = 5):
             import requests
 
-            r = requests.get(self.url + path, timeout=timeout)
+            r = requests.get(self.url + path, timeout=timeout, headers=auth_headers())
             r.raise_for_status()
             return r.json()
 
@@ -141,15 +149,16 @@ def _provider_class():
         def evaluate(self, request):
             import requests
 
-            from flex_judge.serve import split_answer
+            from flex_judge.serving import split_answer
 
             config = request.config or self.config
             timeout = float(os.environ.get(TIMEOUT_ENV, "600"))
             last = None
             for attempt in range(max(1, config.num_retries)):
                 try:
-                    r = requests.post(self.url + "/chat/completions", json=self.payload(request), timeout=timeout)
-                    if r.status_code == 400:  # the request itself is wrong: retrying cannot help
+                    r = requests.post(self.url + "/chat/completions", json=self.payload(request), timeout=timeout,
+                                      headers=auth_headers())
+                    if r.status_code in (400, 401, 403, 404, 413):  # the request itself is wrong: retrying cannot help
                         raise ValueError(f"flex judge server rejected the request: {r.text[:500]}")
                     r.raise_for_status()
                     data = r.json()
@@ -186,7 +195,7 @@ def _launcher_class():
             self.process = None
 
         def command(self) -> list[str]:
-            cmd = [sys.executable, "-m", "flex_judge.serve", str(self.model), "--host", self.host,
+            cmd = [sys.executable, "-m", "flex_judge.serving", str(self.model), "--host", self.host,
                    "--port", str(self.port), "--backend", self.backend]
             if self.model_args:
                 cmd += ["--model-args", ",".join(f"{k}={v}" for k, v in self.model_args.items())]
@@ -201,7 +210,13 @@ def _launcher_class():
             if os.environ.get(URL_ENV, DEFAULT_URL).rstrip("/") != want:
                 log.warning("flex launcher serves %s but %s=%s: the provider will not reach it", want, URL_ENV,
                             os.environ.get(URL_ENV, DEFAULT_URL))
-            self.process = subprocess.Popen(self.command())
+            # the server it starts takes its key from the environment; the provider (this process)
+            # sends the same one
+            if not os.environ.get(KEY_ENV):
+                import secrets
+
+                os.environ[KEY_ENV] = secrets.token_urlsafe(24)
+            self.process = subprocess.Popen(self.command(), env=dict(os.environ))
             t0 = time.time()
             while time.time() - t0 < self.timeout:
                 if self.process.poll() is not None:

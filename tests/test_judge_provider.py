@@ -19,7 +19,8 @@ import pytest
 from PIL import Image
 
 from flex_judge import judge_provider
-from flex_judge.serve import RequestError, split_answer, to_flex_messages
+from flex_judge.serving import RequestError, parse_chat, split_answer
+from flex_judge.serving.media import MediaPolicy
 
 REPO = Path(__file__).resolve().parents[1]
 ROWS = [  # llava-bench-in-the-wild's columns
@@ -69,10 +70,12 @@ def test_lmms_eval_task_judged_by_flex_through_launcher(tiny_vl, tmp_path):
                HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
                PYTHONPATH=os.pathsep.join([str(REPO), *_entry_point_path(tmp_path), os.environ.get("PYTHONPATH", "")]))
     env.pop("FLEX_JUDGE_SYSTEM", None)
+    env.pop("FLEX_JUDGE_API_KEY", None)  # the launcher makes one up for its server
     cmd = [sys.executable, "-m", "lmms_eval", "--model", "flex",
            "--model_args", f"pretrained={tiny_vl},backend=hf,max_new_tokens=8",
            "--tasks", "llava_in_the_wild", "--limit", "2", "--log_samples", "--output_path", str(out),
-           "--launcher_args", f"name=flex,model={tiny_vl},port={port},backend=hf,max_new_tokens=8,log_requests={log}"]
+           "--launcher_args", f"name=flex,model={tiny_vl},port={port},backend=vllm,dtype=float32,max_new_tokens=8,"
+           f"log_requests={log}"]
     proc = subprocess.run(cmd, check=False, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     tail = (proc.stdout + proc.stderr)[-3000:]
     samples = [json.loads(x) for f in out.rglob("*_samples_llava_in_the_wild.jsonl") for x in f.read_text().splitlines()]
@@ -119,8 +122,8 @@ def test_hook_registers_provider_and_launcher(monkeypatch):
     assert user["content"][1] == {"type": "text", "text": "Score it."}  # text unchanged, after the image
     assert (body["model"], body["max_tokens"], body["temperature"]) == ("flex", 4096, 0.0)
     # the server side decodes the same pixels
-    back = to_flex_messages(body["messages"])[1]["content"][0]
-    assert back["type"] == "image" and back["url"].getpixel((3, 3)) == (200, 10, 10)
+    back = _convert(body["messages"])[1]["content"][0]
+    assert back["type"] == "image" and Image.open(io.BytesIO(back["url"])).getpixel((3, 3)) == (200, 10, 10)
 
     own = Request(messages=[{"role": "system", "content": "Be strict."}, {"role": "user", "content": "x"}])
     assert p.prepare_messages(own) == own.messages  # a task's own system prompt is kept, none added
@@ -128,6 +131,10 @@ def test_hook_registers_provider_and_launcher(monkeypatch):
     monkeypatch.setenv("FLEX_JUDGE_MAX_TOKENS", "64")
     body = p.payload(Request(messages=[{"role": "user", "content": "x"}]))
     assert body["messages"] == [{"role": "user", "content": "x"}] and body["max_tokens"] == 64
+    monkeypatch.delenv("FLEX_JUDGE_API_KEY", raising=False)
+    assert judge_provider.auth_headers() == {}
+    monkeypatch.setenv("FLEX_JUDGE_API_KEY", "k1")
+    assert judge_provider.auth_headers() == {"Authorization": "Bearer k1"}
 
 
 @pytest.mark.parametrize("text, answer, reasoning", [
@@ -140,15 +147,23 @@ def test_split_answer(text, answer, reasoning):
     assert split_answer(text) == (answer, reasoning)
 
 
+def _convert(messages, policy=None):
+    return parse_chat({"messages": messages}, policy or MediaPolicy(), 64, 8, 8).messages
+
+
 def test_server_rejects_bad_messages_clearly():
-    with pytest.raises(RequestError, match="allowed: text, image_url, input_audio, video_url"):
-        to_flex_messages([{"role": "user", "content": [{"type": "file"}]}])
-    with pytest.raises(RequestError, match="does not fetch URLs"):
-        to_flex_messages([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}])
-    with pytest.raises(RequestError, match=r"messages\[0\]: need a role"):
-        to_flex_messages([{"role": "tool", "content": "x"}])
+    with pytest.raises(RequestError, match="allowed: text, image_url, input_audio, audio_url, video_url"):
+        _convert([{"role": "user", "content": [{"type": "file"}]}])
+    with pytest.raises(RequestError, match="--allow-remote-media") as e:
+        _convert([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}])
+    assert e.value.status == 403
+    with pytest.raises(RequestError, match=r"messages\[0\]\.role must be one of"):
+        _convert([{"role": "tool", "content": "x"}])
+    with pytest.raises(RequestError, match="without --allowed-media-root"):
+        _convert([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "/etc/hosts"}}]}])
     buf = io.BytesIO()
     Image.new("RGB", (4, 4)).save(buf, format="PNG")
     url = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-    msgs = to_flex_messages([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}, "hi"]}])
+    msgs = _convert([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}, "hi"]}])
     assert [p["type"] for p in msgs[0]["content"]] == ["image", "text"]
+    assert msgs[0]["content"][0]["url"] == buf.getvalue()
