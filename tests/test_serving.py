@@ -460,6 +460,48 @@ def test_prompt_parity_omni_audio_released_scaling(omni_server, tiny_omni, media
     assert np.abs(p.media["audio"][0]).max() > 100
 
 
+# ------------------------------------------------------------------ the async backend's sync interface
+def test_async_backend_sync_stream_equals_offline_backend(tiny_vl, offline_vl, media):
+    """AsyncVLLMBackend.generate(list) / .stream (the interface the `flex` model uses for data
+    parallelism) give the offline backend's outputs, pulling the lazy iterator a window at a time."""
+    from flex_models.args import parse_args
+    from flex_models.backends.vllm_async import AsyncVLLMBackend
+
+    root = media["root"]
+    msgs = [[{"role": "system", "content": SYSTEM}, {"role": "user", "content": [
+        {"type": "image", "url": str(root / ("noise.png" if k % 2 else "red_square.png"))},
+        {"type": "text", "text": f"item {k}"}]}] for k in range(8)]
+    gk = {"temperature": 0, "max_new_tokens": 6, "until": ["zz"]}
+    prepared = [offline_vl.prepare(m, where=f"doc {k}", gen_kwargs=gk) for k, m in enumerate(msgs)]
+    ref = offline_vl.generate_prepared(prepared, progress=False)
+    args = parse_args({"pretrained": str(tiny_vl), "backend": "vllm", "dtype": "float32", "stream_window": 3})
+    backend = AsyncVLLMBackend(args, offline_vl.checkpoint)
+    try:
+        out = backend.generate(prepared, progress=False)
+        assert [o.texts for o in out] == [o.texts for o in ref]
+        assert [o.token_ids for o in out] == [o.token_ids for o in ref]
+        assert [o.prompt_tokens for o in out] == [o.prompt_tokens for o in ref]
+        pulled = []
+
+        def lazy():
+            for k, p in enumerate(prepared):
+                pulled.append(k)
+                yield k, p
+
+        got = {}
+        for k, o in backend.stream(lazy(), total=len(prepared), progress=False):
+            if not got:
+                assert len(pulled) <= 4  # a window of 3 in flight (+ the one being pulled)
+            got[k] = o.texts
+        assert got == {k: o.texts for k, o in enumerate(ref)}
+        it = backend.stream(enumerate(prepared), progress=False)
+        next(it)
+        it.close()  # a consumer that stops early leaves a clean engine: the next call still works
+        assert backend.generate(prepared[:2], progress=False)[1].texts == ref[1].texts
+    finally:
+        backend.close()
+
+
 # ------------------------------------------------------------------ shutdown (last: stops the shared server)
 def test_sigterm_stops_the_server_and_its_engine(vl_server):
     long_body = body_for("long", max_tokens=500, ignore_eos=True)
