@@ -436,11 +436,17 @@ def omni_server(tiny_omni, media):
     s.stop()
 
 
-def test_prompt_parity_omni_audio_released_scaling(omni_server, tiny_omni, media):
+@pytest.fixture(scope="module")
+def offline_omni(tiny_omni):
+    # module-scoped on purpose: an in-process vLLM engine that is collected mid-module tears down
+    # vLLM's process-global parallel state under the other one (offline_vl)
     from flex_models.model import FlexJudge
 
-    root = media["root"]
-    model = FlexJudge(pretrained=str(tiny_omni), backend="vllm", dtype="float32")
+    return FlexJudge(pretrained=str(tiny_omni), backend="vllm", dtype="float32")
+
+
+def test_prompt_parity_omni_audio_released_scaling(omni_server, offline_omni, media):
+    root, model = media["root"], offline_omni
     assert model.args.audio_scaling == "released"
     wav = base64.b64encode((root / "tone.wav").read_bytes()).decode()
     flex_user = [{"type": "text", "text": "Here is the speech: "}, {"type": "audio", "url": str(root / "tone.wav")}]
