@@ -1,8 +1,8 @@
 """Build the `flex` model's engine while lmms-eval is still importing (`flex-judge eval`).
 
-`start(args, checkpoint)` builds the backend on a background thread of this process; the `flex`
-model lmms-eval constructs later with the same model_args takes it (`adopt`), waiting for the build
-if it is still running. The engine build (weights, CUDA graphs, KV cache: vLLM does this in its own
+`start(args, checkpoint)` imports vLLM, then builds the backend on a background thread of this
+process; the `flex` model lmms-eval constructs later with the same model_args takes it (`adopt`),
+waiting for the build if it is still running. The engine build (weights, CUDA graphs, KV cache: vLLM does this in its own
 engine process, so the thread mostly waits) then overlaps lmms-eval's imports, task index, the data
 pre-flight and task loading. Nothing here is a pool or a protocol: one engine, the same object the
 model would have built itself, handed over in-process. A build that fails is re-raised by `adopt`.
@@ -20,6 +20,11 @@ def start(args, checkpoint) -> None:
     from flex_models.backends import make_backend
 
     discard()
+    if args.backend == "vllm":
+        # vLLM's import (~20 s on the GPU hosts) is CPU work under the GIL: on the thread it ran
+        # against lmms-eval's imports and the two took 52 s (H200, 2026-12-03). Imported here first,
+        # the thread's share is LLM(), which mostly waits for vLLM's engine process
+        import vllm  # noqa: F401
     slot = {"view": engine_view(args), "backend": None, "error": None}
 
     def build():
