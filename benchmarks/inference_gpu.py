@@ -280,11 +280,7 @@ def _flex_row(flex: dict, tag: str) -> dict | None:
         return None
     r = flex["runs"][0]
     ab_s = r.get("ab_s") or 0.0  # the A/B probe's calls ran inside lmms-eval's request phase: not flex's
-    # an engine still building when evaluate() reaches it (the early engine is adopted at model init,
-    # so normally never): that wait is not part of the request phase (LLM.generate never waits
-    # for its engine either), everything flex and lmms-eval do in evaluate() is
-    wait = sum(w["end"] - w["start"] for w in (r.get("startup") or {}).get("early_wait", [])
-               if w.get("end") and r["evaluate_start"] <= w["start"] <= r["evaluate_end"])
+    wait = 0.0  # the engine is built at model init, before evaluate(): the request phase never waits for it
     phase = r["evaluate_end"] - r["evaluate_start"] - wait - ab_s
     row = {"label": f"(a) flex via lmms-eval CLI{tag}", "n": r["requests"], "request_phase_s": phase,
            "judgments_per_s": _rate(r["requests"], phase), "out_tokens_per_s": _rate(r["out_tokens"], phase),
@@ -309,7 +305,7 @@ def _flex_row(flex: dict, tag: str) -> dict | None:
     row["startup_breakdown_s"] = {
         "python_imports": flex["events"].get("lmms_main_start", flex["spawn"]) - flex["spawn"],
         "task_index": span("task_index"), "model_init": span("model_init"), "engine_init": span("engine_init"),
-        "task_load": span("task_load"), "early_wait": span("early_wait"),
+        "task_load": span("task_load"),
         "evaluate_start_to_first_engine_call": r["first_engine_start"] - r["evaluate_start"] - r.get("ab_pre_s", 0.0),
     }
     if r.get("ab"):

@@ -16,8 +16,8 @@ made honest about failure and about its data.
 - Start-up: when the include paths (the flex folder and the user's) define every requested task,
   lmms-eval's TaskManager indexes only them, not lmms-eval's ~2,000 built-in task entries (3-7 s on
   the GPU hosts; 2.9 s -> 0.04 s on a 2-core CPU); any other name, pattern or a listing gets the full index.
-- Early engine: the `flex` model's vLLM engine worker starts before lmms-eval is imported
-  (`start_engine_early`; env FLEX_JUDGE_EARLY_ENGINE=0 turns it off).
+- Several processes: run under torchrun / accelerate launch, every rank runs this module; rank 0
+  annotates the results and decides the exit code, other ranks fail only on their own errors.
 - Resumable judging: the `flex` model's journal defaults to `<output_path>/flex_journal`
   (env FLEX_JUDGE_JOURNAL; model_args `journal=` wins).
 """
@@ -32,7 +32,6 @@ import time
 from pathlib import Path
 
 JOURNAL_ENV = "FLEX_JUDGE_JOURNAL"
-EARLY_ENV = "FLEX_JUDGE_EARLY_ENGINE"
 
 
 def requested_flex_tasks(tasks_arg: str | None) -> list[str]:
@@ -148,36 +147,6 @@ def cli_option(argv: list[str], name: str) -> str | None:
     return value
 
 
-def start_engine_early(argv: list[str]) -> bool:
-    """Start the `flex` model's vLLM engine worker(s) before lmms-eval is even imported, so the
-    engine build (the longest part of start-up) overlaps lmms-eval's imports, task index, data
-    pre-flight and task loading; the model lmms-eval builds adopts them when its model_args match
-    (flex_models.early). Off with FLEX_JUDGE_EARLY_ENGINE=0, for other models, for
-    the transformers backend and for task listings; any problem here is left to the model to report."""
-    if os.environ.get(EARLY_ENV, "1") == "0" or (cli_option(argv, "--model") or "flex") != "flex":
-        return False
-    model_args = cli_option(argv, "--model_args")
-    if not model_args or (cli_option(argv, "--tasks") or "").startswith("list"):
-        return False
-    try:
-        from flex_models.args import parse_args
-        from flex_models.family import load_checkpoint
-        from flex_models.distributed import launch_from_env, pin_engine_gpus
-        from flex_models.early import start
-
-        raw = dict(kv.split("=", 1) for kv in model_args.split(",") if "=" in kv)
-        args = parse_args(raw)
-        if args.backend != "vllm":
-            return False
-        launch = launch_from_env()
-        if launch is not None:
-            pin_engine_gpus(launch, args)  # as the model does before it builds (flex_models.distributed)
-        start(args, load_checkpoint(args.pretrained))
-        return True
-    except Exception:
-        return False
-
-
 def _exit_on_sigterm(signum, frame):
     raise SystemExit(128 + signum)  # unwinds: engine workers are closed on the way out
 
@@ -186,16 +155,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--model" not in argv and not any(a.startswith("--model=") for a in argv):
         argv += ["--model", "flex"]
-    from flex_models.early import discard
-
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        start_engine_early(argv)
         return _evaluate(argv)
     finally:
-        discard()  # started but not adopted (a failed pre-flight, other model_args): stop it now
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 

@@ -28,13 +28,6 @@ _ENGINE_ONLY = {
 HARNESS_ARGS = frozenset({"batch_size", "device", "max_batch_size"})
 
 
-def engine_view(args) -> dict:
-    """The settings that build a vLLM engine: everything but what the harness adds."""
-    from dataclasses import asdict
-
-    return {k: v for k, v in asdict(args).items() if k not in HARNESS_ARGS}
-
-
 class FlexArgError(ValueError):
     """A model_arg is unknown, malformed or contradicts another one."""
 

@@ -69,10 +69,7 @@ class FlexJudge(lmms):
         self._journal = None
         self._engine_id = None
         self._launch(self.args)
-        from flex_models.early import adopt
-
-        # built by `flex-judge eval` on a thread while lmms-eval imported (flex_models.early)
-        self.backend = adopt(self.args) or make_backend(self.args, self.checkpoint)
+        self.backend = make_backend(self.args, self.checkpoint)
         log.info("flex: %s checkpoint %s on backend %s (rank %d of %d)", self.family, self.args.pretrained,
                  self.args.backend, self.rank, self.world_size)
 

@@ -6,7 +6,6 @@
 #   imports  `python -X importtime -c "import vllm"` (where vLLM's ~20 s import goes)
 #   raw      vLLM alone, 1024 requests (flex's SamplingParams), then a prefill-only run
 #   flex     flex through lmms-eval on the same 1024 requests, after raw, on the same GPU
-#   flexnoearly  the flex run with FLEX_JUDGE_EARLY_ENGINE=0 (the engine built when lmms-eval builds the model)
 #   flexold  the same flex run from another commit's tree (/root/old.tgz, carried by a later call:
 #            `git archive COMMIT | gzip`), e.g. the commit before a change to compare with in one session
 #   serve    `flex-judge judge serve` under benchmarks/serve_gpu.py's client, the raw run's requests
@@ -54,12 +53,6 @@ if has flex; then
   python3 benchmarks/inference_gpu.py $common --n $N --parts flex --part-timeout 560 \
     --log-dir $R/flex --out-json $R/h1_flex.json > $R/flex.out 2>&1
   log "flex done rc=$?"
-fi
-if has flexnoearly; then
-  caches flex
-  FLEX_JUDGE_EARLY_ENGINE=0 python3 benchmarks/inference_gpu.py $common --n $N --parts flex --tag _noearly --part-timeout 560 \
-    --log-dir $R/flexnoearly --out-json $R/h1_flexnoearly.json > $R/flexnoearly.out 2>&1
-  log "flexnoearly done rc=$?"
 fi
 if has flexold; then
   for i in $(seq 300); do [ -f /root/old.tgz ] && break; sleep 2; done

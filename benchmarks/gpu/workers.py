@@ -473,9 +473,6 @@ def _install_probes(probe: Probe, model: str, spec: dict | None = None):
         probe.wrap(FlexJudge, "generate_until", "model_generate_until")
         probe.wrap(FlexJudge, "_plan_all", "flex_prepare")  # rendering; media are decoded inside the stream
         probe.wrap_stream(FlexJudge, "_stream", "engine_generate")  # the engine loop, as lmms-eval's call runs it
-        from flex_models import early
-
-        probe.wrap(early, "adopt", "early_wait")  # the model waiting for the engine `flex-judge eval` started
     else:
         from transformers.generation.utils import GenerationMixin
 
@@ -492,7 +489,6 @@ def run_lmms(spec: dict) -> dict:
     if model == "flex":
         os.environ["FLEXBENCH_N"] = str(spec["n"])
         from flex_judge.lmms_main import main as lmms_main
-        from flex_judge.lmms_main import start_engine_early
 
         argv = ["--model", "flex", "--model_args", spec["model_args_str"], "--tasks", TASK,
                 "--include_path", str(TASK_DIR), "--gen_kwargs", f"max_new_tokens={spec['max_tokens']}",
@@ -500,16 +496,13 @@ def run_lmms(spec: dict) -> dict:
                 # an earlier run would answer every request without the engine (as it should, for users)
                 "--output_path", str(Path(spec["workdir"]) / f"lmms-flex-{spec.get('tag', 'run')}-{int(time.time())}"),
                 "--verbosity", "WARNING"]
-        # as `flex-judge eval` does first thing, before the probes below import vLLM and lmms-eval
-        # (the model lmms-eval builds then adopts this engine: flex_models.early)
-        res["events"]["early_engine"] = start_engine_early(argv)
         _install_probes(probe, model, spec)
         t0 = time.time()
         res["events"]["lmms_main_start"] = t0
         lmms_main(argv)
         run = _lmms_run(probe, t0, time.time(), spec["n"], batch_size=None)
         run["startup"] = {k: [{"start": c["start"], "end": c.get("end")} for c in probe.calls.get(k, [])]
-                          for k in ("task_index", "model_init", "engine_init", "task_load", "early_wait")}
+                          for k in ("task_index", "model_init", "engine_init", "task_load")}
         ab = probe.calls.get("ab")
         if ab:
             run["ab"] = ab[0]["runs"]
