@@ -8,7 +8,7 @@ export HF_DATASETS_OFFLINE ?= 1
 
 .PHONY: install demo test bench-cpu lock check-latest
 
-$(STAMP): pyproject.toml requirements/cpu.lock.txt scripts/install.sh scripts/pins.sh
+$(STAMP): pyproject.toml requirements/cpu.lock.txt scripts/install.sh scripts/pins.sh scripts/cpu_torchvision_shim.py
 	bash scripts/install.sh $(VENV)
 	touch $(STAMP)
 

@@ -61,13 +61,9 @@ def test_flex_through_lmms_eval(smoke):
     assert row["judgments_per_s"] > 0 and row["ttfr_launch_s"] > row["ttfr_submit_s"] > 0
     st = row["startup_breakdown_s"]  # where lmms-eval's start-up goes, from probes on the real calls
     assert st["task_load"] > 0 and st["python_imports"] > 0
-    # `flex-judge eval` started the engine worker before lmms-eval's imports; the model adopted it
-    pools = run["dp"]
-    assert len(pools) == 1 and pools[0]["workers"] == 1 and pools[0]["ready"][0]["pid"]
-    assert [c["requests"] for c in pools[0]["calls"]] == [N]
-    assert st["model_init"] < 1.0 and st["engine_init"] is None and st["dp_wait_ready"] is not None
-    # the wait for that engine inside evaluate() is not request-phase time
-    assert 0 <= row["engine_wait_in_evaluate_s"] <= st["dp_wait_ready"] + 1e-6
+    # the engine is built in the lmms-eval process, when lmms-eval builds the model (no worker, no pool)
+    assert st["model_init"] > 0 and st["engine_init"] is not None and st["engine_init"] <= st["model_init"] + 1e-6
+    assert row["engine_wait_in_evaluate_s"] == 0.0
 
 
 def test_peer_and_summary(smoke):

@@ -1,7 +1,7 @@
 """The `flex` model's request path without its engine: render (flex_models.render), sampling
-settings (flex_models.requests.build_spec), media limits and decoding (flex_models.model.MediaCache,
-flex_models.media, model_args audio_scaling) are FlexJudge.plan / FlexJudge.decode themselves, so a
-server request is prompted exactly as the in-process `flex` model prompts it."""
+settings (flex_models.requests.build_spec), media limits and decoding (flex_models.media, model_args
+audio_scaling) are flex_models.planner.RequestPlanner, the same object the `flex` model plans with, so
+a server request is prompted exactly as the in-process `flex` model prompts it."""
 from __future__ import annotations
 
 from flex_models.requests import Prepared
@@ -9,21 +9,13 @@ from flex_models.requests import Prepared
 
 class FlexFrontEnd:
     def __init__(self, args, checkpoint):
-        from flex_models.backends.vllm_backend import media_limits
-        from flex_models.model import FlexJudge
+        from flex_models.planner import RequestPlanner
 
-        # FlexJudge's plan/decode read only args, family and limits: an instance without an engine
-        # (FlexJudge.__init__ would build one) runs the model's own code for them
-        m = object.__new__(FlexJudge)
-        m.args, m.checkpoint, m.family = args, checkpoint, checkpoint.family
-        m.limits = media_limits(args, checkpoint.family)
-        self.model, self.args, self.family, self.limits = m, args, checkpoint.family, m.limits
+        self.planner = RequestPlanner(args, checkpoint.family)
+        self.args, self.family, self.limits = args, checkpoint.family, self.planner.limits
 
     def prepare(self, messages: list, where: str, gen_kwargs: dict) -> Prepared:
-        from flex_models.model import MediaCache
-
-        planned = self.model.plan(messages, where=where, gen_kwargs=gen_kwargs)
-        return self.model.decode(planned, MediaCache(self.args.audio_scaling))
+        return self.planner.prepare(messages, where=where, gen_kwargs=gen_kwargs)
 
     @staticmethod
     def safe_message(e: Exception) -> str:
