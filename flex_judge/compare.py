@@ -27,7 +27,7 @@ from typing import Optional
 
 import numpy as np
 
-from flex_judge.runs import Run, RunError, load_runs, protocol_deviations, swap_flags
+from flex_judge.runs import Run, RunError, json_safe, load_runs, protocol_deviations, swap_flags
 from flex_tasks import metrics as M
 from flex_tasks.protocol import TASKS
 
@@ -350,8 +350,8 @@ def _id(d: dict) -> str:
 
 
 def _for_json(report: dict) -> dict:
-    """The report without the per-record label/score lists (kept in memory for plots)."""
-    slim = json.loads(json.dumps(report, default=str))
+    """The report without the per-record label/score lists (kept in memory for plots), NaN as null."""
+    slim = json_safe(json.loads(json.dumps(report, default=str)))
     for t in slim["per_task"].values():
         for p in t["pairs"]:
             p.pop("labels", None)
@@ -388,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
         out.mkdir(parents=True, exist_ok=True)
         if not a.no_plots:
             plot_paths = write_plots(report, out / "plots")
-        (out / "compare.json").write_text(json.dumps(_for_json(report), indent=1))
+        (out / "compare.json").write_text(json.dumps(_for_json(report), indent=1, allow_nan=False))
         (out / "compare.md").write_text(to_markdown(report, plot_paths, base=out))
         print(f"wrote {out / 'compare.md'}, {out / 'compare.json'}" + (f" and {len(plot_paths)} plots" if plot_paths else ""),
               file=sys.stderr)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from flex_judge.runs import Run, RunError, load_runs, protocol_deviations
+from flex_judge.runs import Run, RunError, json_safe, load_runs, protocol_deviations
 from flex_tasks.protocol import protocols
 
 
@@ -285,7 +285,8 @@ def write(board: dict, out: Path, formats=("md", "csv", "json")) -> dict[str, Pa
             w.writerows(to_csv_rows(board))
     if "json" in formats:
         paths["json"] = out / "leaderboard.json"
-        paths["json"].write_text(json.dumps(board, indent=1, default=str))
+        paths["json"].write_text(json.dumps(json_safe(json.loads(json.dumps(board, default=str))), indent=1,
+                                            allow_nan=False))
     return paths
 
 

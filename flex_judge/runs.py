@@ -326,3 +326,15 @@ def swap_flags(task: str, records: list[dict]) -> dict:
     if TASKS[task].order is None:
         return {}
     return {(r["item"], int(r["run"])): bool(r["swap"]) for r in records}
+
+
+def json_safe(value):
+    """JSON has no NaN: an undefined statistic (kappa of constant labels, a CI of one item) is
+    written as null by every report (compare.json, the leaderboard's JSON)."""
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value

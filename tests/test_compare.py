@@ -158,13 +158,24 @@ def test_position_consistency_equals_replayed_order(doctored):
     assert pc["rate"] == pytest.approx(same / total)
 
 
+def _no_nan(token):
+    raise AssertionError(f"compare.json holds {token}, which is not JSON")
+
+
+def test_undefined_statistics_are_written_as_null():
+    report = {"per_task": {"t": {"pairs": [{"kappa": float("nan"), "labels": [1], "ci": [float("nan"), 0.5]}]}}}
+    text = json.dumps(C._for_json(report), allow_nan=False)
+    back = json.loads(text, parse_constant=_no_nan)
+    assert back["per_task"]["t"]["pairs"][0] == {"kappa": None, "ci": [None, 0.5]}
+
+
 def test_cli_report_and_plots(doctored, tmp_path):
     rc = C.main([str(doctored[0]), str(doctored[1]), "--out", str(tmp_path), "--labels", "j1,j2",
                  "--bootstrap-iters", "50"])
     assert rc == 0
     md = (tmp_path / "compare.md").read_text()
     assert "Cohen's kappa" in md and "j1 vs j2" in md and "![agreement_heatmap](plots/agreement_heatmap.png)" in md
-    rep = json.loads((tmp_path / "compare.json").read_text())
+    rep = json.loads((tmp_path / "compare.json").read_text(), parse_constant=_no_nan)  # strict JSON
     top = rep["per_task"]["flex_vl_rewardbench"]["pairs"][0]["top_disagreements"]
     assert f"`{top[0]['item']}`" in md
     for name in ("agreement_heatmap", "score_scatter", "benchmark_bars"):
