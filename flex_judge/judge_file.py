@@ -206,7 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
                                                "pair: sign majority, score: mean, batch: mean scores")
     g.add_argument("--both-orders", action="store_true", help="also judge with the responses reversed (position-bias check)")
     e = p.add_argument_group("engine")
-    e.add_argument("--model", required=True, help="Flex-Judge checkpoint (hub id or folder)")
+    e.add_argument("--model", help="Flex-Judge checkpoint (hub id or folder); or --server")
+    e.add_argument("--server", help="judge on a running `flex-judge judge serve` at this URL instead of loading a model")
+    e.add_argument("--api-key", help="the server's key (default: env FLEX_JUDGE_API_KEY)")
+    e.add_argument("--concurrency", type=int, default=64, help="--server: requests in flight at once")
     e.add_argument("--backend", choices=("auto", "vllm", "hf"), default="auto")
     e.add_argument("--model-args", help="more `flex` model_args, e.g. dtype=bfloat16,max_model_len=8192")
     e.add_argument("--max-new-tokens", type=int, help="cap the judge's output (default: the protocol's 4096)")
@@ -226,6 +229,9 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("flex-judge judge: --samples must be >= 1")
     if a.batch_size < 1:
         raise SystemExit("flex-judge judge: --batch-size must be >= 1")
+    if bool(a.model) == bool(a.server):
+        print("flex-judge judge: give one of --model CKPT (judge in this process) or --server URL", file=sys.stderr)
+        return 2
     try:
         settings = Settings(samples=a.samples, both_orders=a.both_orders,
                             protocols={"pair": protocol_for("pair", a.pair_protocol),
@@ -242,10 +248,15 @@ def main(argv: list[str] | None = None) -> int:
         model_args["max_new_tokens"] = a.max_new_tokens
     from flex_judge.api import Judge
 
-    # vLLM's engine process is spawned, never forked: a fork after anything in this process touched
-    # CUDA fails ("Cannot re-initialize CUDA in forked subprocess"; H200, 2026-11-29)
-    os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
-    judge = Judge.from_pretrained(a.model, backend=a.backend, **model_args)
+    if a.server:
+        from flex_judge.serving.client import RemoteModel
+
+        judge = Judge(RemoteModel(a.server, a.api_key, concurrency=a.concurrency, max_new_tokens=a.max_new_tokens))
+    else:
+        # vLLM's engine process is spawned, never forked: a fork after anything in this process touched
+        # CUDA fails ("Cannot re-initialize CUDA in forked subprocess"; H200, 2026-11-29)
+        os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
+        judge = Judge.from_pretrained(a.model, backend=a.backend, **model_args)
     out = a.out or a.input.with_suffix(".judged.jsonl")
     s = judge_file(judge, a.input, out, settings, a.mode, a.batch_size, progress=not a.no_progress)
     sp = s["speed"]

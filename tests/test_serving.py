@@ -543,3 +543,47 @@ def test_sigterm_stops_the_server_and_its_engine(vl_server):
            .read_text().splitlines()]
     assert log and all({"id", "received", "prompt", "output", "content"} <= set(e) for e in log)
     assert not any("base64," in json.dumps(e["received"]) for e in log)  # media elided in the log
+
+
+# ------------------------------------------------------------------ the server as the judge's engine
+def _judge_requests(judge, img: Path):
+    return [judge.compare_request("What shape is shown?", "A red square.", "A blue circle.", [str(img)], run=1),
+            judge.score_request("Describe the image.", "A red square.", [str(img)], run=2),
+            judge.rank_request("Which colour?", ["Red.", "Blue.", "Green."], run=0)]
+
+
+def test_remote_judge_equals_the_in_process_judge(vl_server, offline_vl, media):
+    """`Judge(RemoteModel(url, key))` runs the protocol code of the in-process judge; the server gets
+    the same prompt and seeds, so the seeded sampled texts and parsed verdicts are the same."""
+    from flex_judge.api import Judge
+    from flex_judge.serving.client import RemoteModel
+
+    gk = {"max_new_tokens": 8}
+    local = Judge(offline_vl, gen_kwargs=gk)
+    remote = Judge(RemoteModel(vl_server.url, KEY), gen_kwargs=gk)
+    img = media["root"] / "red_square.png"
+    a, b = local.run(_judge_requests(local, img)), remote.run(_judge_requests(remote, img))
+    assert [v.text for v in a] == [v.text for v in b] and all(v.text for v in b)
+    assert [(v.ok, v.how, v.value) for v in a] == [(v.ok, v.how, v.value) for v in b]
+
+
+def test_judge_file_against_a_server_with_its_key(vl_server, media, tmp_path):
+    from flex_judge import judge_file
+
+    items = tmp_path / "items.jsonl"
+    rows = [{"id": "p1", "question": "What shape is shown?", "response_a": "A red square.", "response_b": "A blue circle.",
+             "images": [str(media["root"] / "red_square.png")], "gold": "A"},
+            {"id": "b1", "question": "Which colour?", "responses": ["Red.", "Blue.", "Green."], "gold": "ACB"}]
+    items.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "judged.jsonl"
+    args = [str(items), "--server", vl_server.url, "--max-new-tokens", "8", "--out", str(out), "--no-progress"]
+    assert judge_file.main(args + ["--api-key", KEY]) == 0
+    recs = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [r["id"] for r in recs] == ["p1", "b1"] and all(s["text"] for r in recs for s in r["samples"])
+    # a wrong key: every row is reported with the server's refusal, nothing is written as judged
+    bad_out = tmp_path / "bad.jsonl"
+    assert judge_file.main([str(items), "--server", vl_server.url, "--api-key", "wrong", "--out", str(bad_out),
+                            "--no-progress"]) == 0
+    summary = json.loads((tmp_path / "bad.summary.json").read_text())
+    assert summary["skipped_bad_rows"] == 2 and "answered 401" in summary["bad_rows"][0]["error"]
+    assert judge_file.main([str(items), "--out", str(bad_out)]) == 2  # neither --model nor --server

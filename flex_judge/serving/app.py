@@ -203,6 +203,8 @@ def create_app(backend, frontend, settings: ServeSettings):
                    "usage": _usage(o, n_out, req)}
             if req.return_prompt_token_ids:
                 out["prompt_token_ids"] = list(o.prompt_token_ids)
+            if req.return_text:
+                out["text"] = text
             return out
         except RequestError:
             state["errors"] += 1

@@ -146,6 +146,7 @@ class ChatRequest:
     stream: bool = False
     include_usage: bool = False
     return_prompt_token_ids: bool = False
+    return_text: bool = False  # extension: the whole output (<think> included) as `text`, for protocol parsers
     received: list = field(default_factory=list)  # the OpenAI messages, media elided (request log)
 
 
@@ -240,4 +241,5 @@ def parse_chat(body, media, max_items: int, default_max_tokens: int, max_tokens_
         received.append({"role": m["role"], "content": content if isinstance(content, str) else seen})
     return ChatRequest(messages=out, gen_kwargs=gen_kwargs(body, default_max_tokens, max_tokens_cap),
                        stream=stream, include_usage=_bool(so, "include_usage") if so else False,
-                       return_prompt_token_ids=_bool(body, "return_prompt_token_ids"), received=received)
+                       return_prompt_token_ids=_bool(body, "return_prompt_token_ids"),
+                       return_text=_bool(body, "return_text"), received=received)
