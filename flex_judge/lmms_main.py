@@ -52,6 +52,22 @@ def requested_flex_tasks(tasks_arg: str | None) -> list[str]:
     return out
 
 
+def unknown_flex_tasks(tasks_arg: str | None) -> list[str]:
+    """`--tasks` names that look like flex tasks (``flex_`` prefix) but are none, each with the
+    closest real name: a typo fails here, before any model loads, not after lmms-eval's start-up."""
+    import difflib
+
+    from flex_tasks.protocol import GROUPS, TASKS
+
+    known = sorted(set(TASKS) | set(GROUPS))
+    out = []
+    for name in (n.strip() for n in (tasks_arg or "").split(",")):
+        if name.startswith("flex_") and name not in known and not any(c in name for c in "*?["):
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            out.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return out
+
+
 def preflight(tasks: list[str], limit=None) -> dict:
     """Load every flex task's items (no model); returns task -> provenance. Raises DataError."""
     from flex_tasks.data import load_items
@@ -66,11 +82,27 @@ def preflight(tasks: list[str], limit=None) -> dict:
     return out
 
 
+def check_task_names(argv: list[str]) -> int:
+    """2 (with a did-you-mean) when `--tasks` names a flex task that does not exist, else 0. Skipped
+    with the user's own `--include_path`, whose tasks may carry any name."""
+    if cli_option(argv, "--include_path") is not None:
+        return 0
+    unknown = unknown_flex_tasks(cli_option(argv, "--tasks"))
+    if unknown:
+        print(f"flex-judge eval: unknown flex task(s): {', '.join(unknown)}; `flex-judge eval --tasks list` "
+              "lists them", file=sys.stderr)
+        return 2
+    return 0
+
+
 def preflight_or_exit(argv: list[str]) -> int:
     """The pre-flight of an lmms-eval command line, outside lmms-eval: 2 (with the message) when a
     requested flex task's data cannot be loaded, else 0."""
     from flex_tasks.data import DataError
 
+    rc = check_task_names(argv)
+    if rc:
+        return rc
     try:
         limit = cli_option(argv, "--limit")
         preflight(requested_flex_tasks(cli_option(argv, "--tasks")), limit=float(limit) if limit else None)
@@ -159,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        return _evaluate(argv)
+        return check_task_names(argv) or _evaluate(argv)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

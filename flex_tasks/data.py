@@ -36,7 +36,11 @@ class DataError(ValueError):
 
 def resolve_source(spec: TaskSpec) -> str:
     """Where ``spec``'s data comes from: a local directory, or ``"hub"``."""
-    if os.environ.get(DATA_ENV, "").strip().lower() == "fixtures":
+    mode = os.environ.get(DATA_ENV, "").strip().lower()
+    if mode not in ("", "fixtures"):  # e.g. FLEX_JUDGE_DATA=fixture: refused, never silently ignored
+        raise DataError(f"{DATA_ENV}={mode!r}: the only value is 'fixtures' (the bundled mini copies); "
+                        f"unset it to read each benchmark's own setting ({spec.env})")
+    if mode == "fixtures":
         root = FIXTURES_DIR / benchmarks.of(spec).fixtures
         if not root.exists():
             raise DataError(f"{DATA_ENV}=fixtures but {root} is missing; run `python -m flex_tasks.make_fixtures`")
