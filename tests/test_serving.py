@@ -508,43 +508,6 @@ def test_async_backend_sync_stream_equals_offline_backend(tiny_vl, offline_vl, m
         backend.close()
 
 
-# ------------------------------------------------------------------ shutdown (last: stops the shared server)
-def test_sigterm_stops_the_server_and_its_engine(vl_server):
-    long_body = body_for("long", max_tokens=500, ignore_eos=True)
-    result = {}
-
-    def run():
-        try:
-            result["status"] = httpx.post(vl_server.url + "/v1/chat/completions", json=long_body, headers=AUTH,
-                                          timeout=120).status_code
-        except httpx.HTTPError as e:
-            result["error"] = type(e).__name__
-
-    t = threading.Thread(target=run)
-    t.start()
-    time.sleep(1.0)
-    children = [int(x) for x in subprocess.run(["pgrep", "-P", str(vl_server.proc.pid)], capture_output=True,
-                                               text=True).stdout.split()]
-    assert children  # the engine core process
-    t0 = time.time()
-    vl_server.proc.send_signal(signal.SIGTERM)
-    rc = vl_server.proc.wait(timeout=90)
-    t.join(timeout=30)
-    assert rc == 0, vl_server.out.read_text()[-2000:]
-    time.sleep(1.0)
-    for pid in children:  # the engine core process is gone too
-        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text(), pid
-    assert time.time() - t0 < 60
-    assert "stopped" in vl_server.out.read_text()
-    assert result  # the in-flight request got an answer or a closed connection, no hang
-    with pytest.raises(httpx.HTTPError):
-        httpx.get(vl_server.url + "/health", timeout=2)
-    log = [json.loads(x) for x in Path(str(vl_server.proc.args[vl_server.proc.args.index("--log-requests") + 1]))
-           .read_text().splitlines()]
-    assert log and all({"id", "received", "prompt", "output", "content"} <= set(e) for e in log)
-    assert not any("base64," in json.dumps(e["received"]) for e in log)  # media elided in the log
-
-
 # ------------------------------------------------------------------ the server as the judge's engine
 def _judge_requests(judge, img: Path):
     return [judge.compare_request("What shape is shown?", "A red square.", "A blue circle.", [str(img)], run=1),
@@ -587,3 +550,40 @@ def test_judge_file_against_a_server_with_its_key(vl_server, media, tmp_path):
     summary = json.loads((tmp_path / "bad.summary.json").read_text())
     assert summary["skipped_bad_rows"] == 2 and "answered 401" in summary["bad_rows"][0]["error"]
     assert judge_file.main([str(items), "--out", str(bad_out)]) == 2  # neither --model nor --server
+
+
+# ------------------------------------------------------------------ shutdown (last: stops the shared server)
+def test_sigterm_stops_the_server_and_its_engine(vl_server):
+    long_body = body_for("long", max_tokens=500, ignore_eos=True)
+    result = {}
+
+    def run():
+        try:
+            result["status"] = httpx.post(vl_server.url + "/v1/chat/completions", json=long_body, headers=AUTH,
+                                          timeout=120).status_code
+        except httpx.HTTPError as e:
+            result["error"] = type(e).__name__
+
+    t = threading.Thread(target=run)
+    t.start()
+    time.sleep(1.0)
+    children = [int(x) for x in subprocess.run(["pgrep", "-P", str(vl_server.proc.pid)], capture_output=True,
+                                               text=True).stdout.split()]
+    assert children  # the engine core process
+    t0 = time.time()
+    vl_server.proc.send_signal(signal.SIGTERM)
+    rc = vl_server.proc.wait(timeout=90)
+    t.join(timeout=30)
+    assert rc == 0, vl_server.out.read_text()[-2000:]
+    time.sleep(1.0)
+    for pid in children:  # the engine core process is gone too
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text(), pid
+    assert time.time() - t0 < 60
+    assert "stopped" in vl_server.out.read_text()
+    assert result  # the in-flight request got an answer or a closed connection, no hang
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(vl_server.url + "/health", timeout=2)
+    log = [json.loads(x) for x in Path(str(vl_server.proc.args[vl_server.proc.args.index("--log-requests") + 1]))
+           .read_text().splitlines()]
+    assert log and all({"id", "received", "prompt", "output", "content"} <= set(e) for e in log)
+    assert not any("base64," in json.dumps(e["received"]) for e in log)  # media elided in the log
