@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-new-tokens", type=int, default=None, help="cap the judge's output (default: protocol's)")
     p.add_argument("--all-pairs", action="store_true", help="pair the best with every worse candidate")
     a = p.parse_args(argv)
-    from flex_judge.api import Judge
+    from flex_judge.judging.api import Judge
 
     rows = read_rows(Path(a.input))
     gen = {"max_new_tokens": a.max_new_tokens} if a.max_new_tokens else None

@@ -21,9 +21,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("trainer.train:main", "SFT a judge from text-only reasoning data (accelerate)"),
     "data": ("trainer.data_pipeline:main", "teacher trace generation / filtering -> train.jsonl"),
     "lm-eval": ("flex_models.lm_eval_cli:main", "run lm-eval (text-only judging) with the flex model registered"),
-    "leaderboard": ("flex_judge.leaderboard:main", "collect lmms-eval runs of flex tasks into the paper's tables"),
-    "compare": ("flex_judge.compare:main", "per-item comparison of judges that ran the same flex tasks"),
-    "judge": ("flex_judge.judge_file:main", "judge your own JSONL file (pair / score / batch); `judge serve` starts the lmms-eval judge server"),
+    "leaderboard": ("flex_judge.analysis.leaderboard:main", "collect lmms-eval runs of flex tasks into the paper's tables"),
+    "compare": ("flex_judge.analysis.compare:main", "per-item comparison of judges that ran the same flex tasks"),
+    "judge": ("flex_judge.judging.file:main", "judge your own JSONL file (pair / score / batch); `judge serve` starts the lmms-eval judge server"),
 }
 
 

@@ -236,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     run_chains(families, out, args.max_new_tokens, args.force, args.jobs)
 
-    from flex_judge.runs import load_runs
+    from flex_judge.analysis.runs import load_runs
 
     _step("untrained base vs trained judge (same prompts, sampling and output budget)")
     pairs = {f: (load_runs([str(out / f"eval-base-{f}")], one_per_path=True)[0],
@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     (out / "demo_report.md").write_text(text + "\n")
 
     _step("leaderboard (paper layout; demo runs are flagged: tiny random judges on mini fixtures)")
-    from flex_judge.leaderboard import main as leaderboard_main
+    from flex_judge.analysis.leaderboard import main as leaderboard_main
 
     labels = ",".join(f"tiny-{f}-judge" for f in families)
     rc = leaderboard_main([*(str(out / f"eval-{f}") for f in families), "--labels", labels, "--out", str(out / "leaderboard")])

@@ -81,6 +81,19 @@ ARG_NAMES = tuple(f.name for f in fields(FlexArgs))
 _DEFAULTS = FlexArgs()
 
 
+def parse_kv(s: str | None, what: str = "model_args") -> dict[str, str]:
+    """``"k=v,k2=v2"`` (lmms-eval's model_args syntax) -> ``{"k": "v", "k2": "v2"}``; the one k=v
+    parser of the project. A part without ``=`` is an error that names ``what``."""
+    out: dict[str, str] = {}
+    for item in (s or "").split(","):
+        if item.strip():
+            k, sep, v = item.partition("=")
+            if not sep:
+                raise FlexArgError(f"{what} {s!r}: expected key=value[,key=value], got {item.strip()!r}")
+            out[k.strip()] = v.strip()
+    return out
+
+
 def did_you_mean(name: str, choices) -> str:
     close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
     return f" Did you mean {close[0]!r}?" if close else ""

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from flex_judge.api import Judge, JudgeInputError, build_messages
-from flex_judge.runs import load_runs, swap_flags
+from flex_judge.judging.api import Judge, JudgeInputError, build_messages
+from flex_judge.analysis.runs import load_runs, swap_flags
 from flex_models.render import render
 from flex_tasks import media
 from flex_tasks.data import load_items

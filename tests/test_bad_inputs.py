@@ -113,7 +113,7 @@ def case_corrupt_image_parquet_bytes(tmp_path, monkeypatch):
 
 
 def _api():
-    from flex_judge.api import Judge
+    from flex_judge.judging.api import Judge
 
     return Judge(model=None)  # building requests needs no model
 

@@ -13,8 +13,8 @@ from PIL import Image
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import cohen_kappa_score
 
-from flex_judge import compare as C
-from flex_judge.runs import RunError, load_runs
+from flex_judge.analysis import compare as C
+from flex_judge.analysis.runs import RunError, load_runs
 from flex_tasks.protocol import TASKS
 from test_leaderboard_fixtures import doctor, make_runs
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from scipy import stats
 
-from flex_judge import judge_file
-from flex_judge.api import Judge
+from flex_judge.judging import file as judge_file
+from flex_judge.judging.api import Judge
 from flex_judge.cli import main as cli
-from flex_judge.judge_items import Settings, Template, item_requests, record, summarize
+from flex_judge.judging.items import Settings, Template, item_requests, record, summarize
 from flex_models.render import render
 from flex_tasks.protocol import TASKS
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from flex_judge import judge_provider
+from flex_judge.judging import provider as judge_provider
 from flex_judge.serving import RequestError, parse_chat, split_answer
 from flex_judge.serving.media import MediaPolicy
 

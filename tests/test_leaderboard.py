@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from flex_judge import leaderboard as LB
-from flex_judge.runs import Run, RunError, find_results, load_run, load_runs, protocol_deviations
+from flex_judge.analysis import leaderboard as LB
+from flex_judge.analysis.runs import Run, RunError, find_results, load_run, load_runs, protocol_deviations
 from flex_tasks.protocol import DETAIL_KEYS, TASKS, protocols
 from test_leaderboard_fixtures import make_runs
 

@@ -518,7 +518,7 @@ def _judge_requests(judge, img: Path):
 def test_remote_judge_equals_the_in_process_judge(vl_server, offline_vl, media):
     """`Judge(RemoteModel(url, key))` runs the protocol code of the in-process judge; the server gets
     the same prompt and seeds, so the seeded sampled texts and parsed verdicts are the same."""
-    from flex_judge.api import Judge
+    from flex_judge.judging.api import Judge
     from flex_judge.serving.client import RemoteModel
 
     gk = {"max_new_tokens": 8}
@@ -531,7 +531,7 @@ def test_remote_judge_equals_the_in_process_judge(vl_server, offline_vl, media):
 
 
 def test_judge_file_against_a_server_with_its_key(vl_server, media, tmp_path):
-    from flex_judge import judge_file
+    from flex_judge.judging import file as judge_file
 
     items = tmp_path / "items.jsonl"
     rows = [{"id": "p1", "question": "What shape is shown?", "response_a": "A red square.", "response_b": "A blue circle.",

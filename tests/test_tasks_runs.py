@@ -145,7 +145,7 @@ def test_limit_counts_items_with_all_their_runs(tiny_vl, tmp_path):
     import sys
     from pathlib import Path
 
-    from flex_judge.runs import load_run
+    from flex_judge.analysis.runs import load_run
 
     repo = Path(__file__).resolve().parents[1]
     env = dict(os.environ, FLEX_JUDGE_DATA="fixtures", FLEX_JUDGE_RUNS="3", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")

@@ -66,12 +66,11 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(a, name) < 1:
             print(f"flex-judge judge serve: --{name.replace('_', '-')} must be >= 1", file=sys.stderr)
             return 2
-    from flex_judge.judge_file import parse_model_args
-    from flex_models.args import FlexArgError, parse_args
+    from flex_models.args import FlexArgError, parse_args, parse_kv
     from flex_models.family import load_checkpoint
 
     try:
-        raw = parse_model_args(a.model_args)
+        raw = parse_kv(a.model_args, "--model-args")
         if raw.get("backend", "vllm") not in ("vllm", "auto"):
             raise FlexArgError("the judge server runs on vLLM: model_args backend must be vllm")
         raw.update(pretrained=a.model, backend="vllm")

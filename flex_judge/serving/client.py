@@ -1,6 +1,6 @@
 """A remote Flex-Judge server (`flex-judge judge serve`) in the place of the in-process model.
 
-`RemoteModel(url, api_key)` answers the two calls `flex_judge.api.Judge` makes of a model:
+`RemoteModel(url, api_key)` answers the two calls `flex_judge.judging.api.Judge` makes of a model:
 `prepare(messages, where, doc, gen_kwargs)` turns the protocol's flex messages into an OpenAI
 chat body (media sent as base64 data, so the server decodes the same bytes the in-process model
 would read; videos as paths, which the server resolves inside its media root), and
@@ -94,7 +94,7 @@ def to_openai(messages: list, where: str = "", video_hints: dict | None = None) 
 
 
 class RemoteModel:
-    """The model side of `flex_judge.api.Judge`, on a remote `flex-judge judge serve`."""
+    """The model side of `flex_judge.judging.api.Judge`, on a remote `flex-judge judge serve`."""
 
     def __init__(self, url: str, api_key: str | None = None, concurrency: int = 64, timeout: float = 3600.0,
                  max_new_tokens: int | None = None):

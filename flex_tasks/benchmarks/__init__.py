@@ -66,7 +66,7 @@ class Benchmark:
     report: Callable = no_report  # (spec, records, *, iters, seed) -> flat dict of metrics + protocol.DETAIL_KEYS
     write_fixtures: Callable = no_fixtures  # (folder) -> writes the bundled mini copy in the real layout
     demo_example: Callable = no_demo_example  # (random.Random, spec) -> (doc, media descriptions, reasoning, answer tags)
-    compare_fields: Optional[Callable] = None  # (question, response_a, response_b) -> doc fields (flex_judge.api compare_request)
+    compare_fields: Optional[Callable] = None  # (question, response_a, response_b) -> doc fields (flex_judge.judging.api compare_request)
 
     def __post_init__(self):
         if not self.fixtures:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from flex_judge.runs import Run, RunError, json_safe, load_runs, protocol_deviations
+from flex_judge.analysis.runs import Run, RunError, json_safe, load_runs, protocol_deviations
 from flex_tasks.protocol import protocols
 
 

@@ -17,7 +17,7 @@ import string
 from pathlib import Path
 from typing import Any, Optional
 
-from flex_judge.api import COMPARE_TASKS, SCORE_TASKS, Judge, JudgeInputError, JudgeRequest, _load, task_name
+from flex_judge.judging.api import COMPARE_TASKS, SCORE_TASKS, Judge, JudgeInputError, JudgeRequest, _load, task_name
 from flex_tasks import metrics, parsing, prompts
 from flex_tasks.protocol import TASKS, TaskSpec
 

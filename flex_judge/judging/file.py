@@ -7,7 +7,7 @@ One JSON object per line (media paths relative to the file's folder; `mode` is i
   pair   {"id", "question", "response_a", "response_b", "images": [...], "gold": "A"|"B"|"tie"}
   score  {"id", "question", "response", "images"|"videos"|"audios": [...], "gold": 4}
   batch  {"id", "question", "responses": [...], "gold": "BCA"}
-Prompts, sampling and parsing are the paper's protocol for the mode (flex_judge.judge_items), or
+Prompts, sampling and parsing are the paper's protocol for the mode (flex_judge.judging.items), or
 a --template file. Every finished item is appended to --out as it is produced, so a rerun skips
 finished items (a partial last line is cut). Rows that cannot be judged are reported with their
 line and skipped. The summary (agreement with `gold`, parse failures, position consistency,
@@ -22,9 +22,8 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
-from flex_judge.judge_items import (
+from flex_judge.judging.items import (
     MODES,
     RowError,
     Settings,
@@ -38,6 +37,7 @@ from flex_judge.judge_items import (
     row_responses,
     summarize,
 )
+from flex_models.args import parse_kv
 from flex_models.journal import cut_partial_last_line
 
 
@@ -181,17 +181,6 @@ def summary_path(out: Path) -> Path:
     return out.with_name(out.stem + ".summary.json")
 
 
-def parse_model_args(s: Optional[str]) -> dict:
-    out = {}
-    for item in (s or "").split(","):
-        if item.strip():
-            k, sep, v = item.partition("=")
-            if not sep:
-                raise ValueError(f"--model-args {s!r}: expected key=value[,key=value]")
-            out[k.strip()] = v.strip()
-    return out
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="flex-judge judge", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 2)[2])
@@ -238,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
                                        "score": protocol_for("score", a.score_protocol),
                                        "batch": protocol_for("batch", "mllm_judge_batch")},
                             template=Template.load(a.template) if a.template else None)
-        model_args = parse_model_args(a.model_args)
+        model_args = parse_kv(a.model_args, "--model-args")
         read_items(a.input, a.mode)  # fail on a missing input before any weights load
         load_done(a.out or a.input.with_suffix(".judged.jsonl"), settings)
     except (ValueError, FileNotFoundError) as e:
@@ -246,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if a.max_new_tokens:
         model_args["max_new_tokens"] = a.max_new_tokens
-    from flex_judge.api import Judge
+    from flex_judge.judging.api import Judge
 
     if a.server:
         from flex_judge.serving.client import RemoteModel

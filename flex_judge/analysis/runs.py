@@ -63,11 +63,9 @@ class Run:
         return ma if isinstance(ma, str) else json.dumps(ma, sort_keys=True)
 
     def model_arg(self, key: str) -> Optional[str]:
-        for part in self.model_args.split(","):
-            k, sep, v = part.partition("=")
-            if sep and k.strip() == key:
-                return v.strip()
-        return None
+        # lenient on purpose (another harness's model_args may hold parts without "="): not parse_kv
+        pairs = (part.partition("=") for part in self.model_args.split(","))
+        return {k.strip(): v.strip() for k, sep, v in pairs if sep}.get(key)
 
     def default_label(self) -> str:
         pretrained = self.model_arg("pretrained") or self.data.get("model_name") or ""

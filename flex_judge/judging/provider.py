@@ -259,7 +259,7 @@ def register() -> None:
     from lmms_eval.llm_judge.launcher import AVAILABLE_LAUNCHERS
 
     ProviderFactory.register_provider("flex", __getattr__("FlexProvider"))
-    AVAILABLE_LAUNCHERS["flex"] = "flex_judge.judge_provider.FlexLauncher"
+    AVAILABLE_LAUNCHERS["flex"] = "flex_judge.judging.provider.FlexLauncher"
 
 
 def lmms_eval_hook() -> list:

@@ -27,7 +27,7 @@ from typing import Optional
 
 import numpy as np
 
-from flex_judge.runs import Run, RunError, json_safe, load_runs, protocol_deviations, swap_flags
+from flex_judge.analysis.runs import Run, RunError, json_safe, load_runs, protocol_deviations, swap_flags
 from flex_tasks import metrics as M
 from flex_tasks.protocol import TASKS
 
@@ -251,7 +251,7 @@ def _ci(ci, d=3) -> str:
 
 
 def write_plots(report: dict, out: Path) -> dict[str, Path]:
-    from flex_judge import plots
+    from flex_judge.analysis import plots
 
     out.mkdir(parents=True, exist_ok=True)
     paths = {}

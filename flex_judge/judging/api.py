@@ -1,6 +1,6 @@
 """Python judging API: a Flex-Judge checkpoint as a batched judge object.
 
-    from flex_judge.api import Judge
+    from flex_judge.judging.api import Judge
     judge = Judge.from_pretrained("jongwooko/Flex-VL-7B", backend="vllm")
     v = judge.compare("What is in the image?", "A cat.", "A dog.", images=["cat.jpg"])
     v.winner, v.scores, v.reasoning, v.ok
