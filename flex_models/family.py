@@ -5,15 +5,31 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-# model_type / architecture -> family
-_MODEL_TYPES = {"qwen2_5_vl": "vl", "qwen2_vl": "vl", "qwen2_5_omni": "omni"}
-_ARCHITECTURES = {
-    "Qwen2_5_VLForConditionalGeneration": "vl",
-    "Qwen2VLForConditionalGeneration": "vl",
-    "Qwen2_5OmniForConditionalGeneration": "omni",
-    "Qwen2_5OmniModel": "omni",
-}
-FAMILIES = ("vl", "omni")
+
+
+@dataclass(frozen=True)
+class Family:
+    """One supported model family: everything the inference backends, the trainer and the tiny
+    checkpoint builder need to know about it (the one family table of the project)."""
+    name: str  # "vl" | "omni"
+    title: str
+    model_types: tuple[str, ...]  # config.json model_type values of a full checkpoint
+    architectures: tuple[str, ...]  # config.json architectures values of a full checkpoint
+    model_class: str  # the transformers class that generates / trains (Omni: the thinker only)
+    decoder_layer: str  # the transformer block class: the FSDP wrap unit
+
+
+FAMILY: dict[str, Family] = {f.name: f for f in (
+    Family("vl", "Flex-VL (Qwen2.5-VL)", ("qwen2_5_vl", "qwen2_vl"),
+           ("Qwen2_5_VLForConditionalGeneration", "Qwen2VLForConditionalGeneration"),
+           "Qwen2_5_VLForConditionalGeneration", "Qwen2_5_VLDecoderLayer"),
+    Family("omni", "Flex-Omni (Qwen2.5-Omni thinker)", ("qwen2_5_omni",),
+           ("Qwen2_5OmniForConditionalGeneration", "Qwen2_5OmniModel"),
+           "Qwen2_5OmniThinkerForConditionalGeneration", "Qwen2_5OmniDecoderLayer"),
+)}
+FAMILIES = tuple(FAMILY)
+_MODEL_TYPES = {mt: f.name for f in FAMILY.values() for mt in f.model_types}
+_ARCHITECTURES = {a: f.name for f in FAMILY.values() for a in f.architectures}
 
 
 class CheckpointError(ValueError):

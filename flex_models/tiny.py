@@ -14,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-FAMILIES = ("vl", "omni")
+from flex_models.family import FAMILIES
 
 # Text the tokenizer is trained on: judge-prompt vocabulary so prompts tokenize compactly.
 _CORPUS = [
