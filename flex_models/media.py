@@ -14,12 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
+from flex_models.errors import FlexJudgeError
+
 AUDIO_SR = 16000
 VIDEO_DEFAULTS = {"fps": 1.0, "max_pixels": 224 * 224}
 _FACTOR = 28  # Qwen2.5 patch 14 x spatial merge 2
 
 
-class MediaError(ValueError):
+class MediaError(FlexJudgeError, ValueError):
     """A media item that is missing or cannot be decoded; names the document and the file."""
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from flex_models.errors import FlexJudgeError
+
 # One placeholder table per family; a missing modality is not accepted by that family.
 PLACEHOLDERS = {
     "vl": {
@@ -25,7 +27,7 @@ FAMILY_NAMES = {"vl": "Qwen2.5-VL (Flex-VL-7B)", "omni": "Qwen2.5-Omni (Flex-Omn
 ROLES = ("system", "user", "assistant")
 
 
-class RenderError(ValueError):
+class RenderError(FlexJudgeError, ValueError):
     """Messages that the family cannot render (unknown part, unsupported modality, bad role)."""
 
 
