@@ -21,7 +21,7 @@ from flex_models.args import parse_args
 from flex_models.backends import make_backend
 from flex_models.family import load_checkpoint
 from flex_models.planner import MediaCache, RequestPlanner
-from flex_models.requests import Planned, Prepared
+from flex_models.requests import Planned, Prepared, share_order
 
 log = logging.getLogger("flex_models")
 
@@ -82,12 +82,14 @@ class FlexJudge(lmms):
         return self.planner.prepare(messages, where=where, doc=doc, gen_kwargs=gen_kwargs, cache=cache)
 
     def _plan_all(self, requests) -> list["Planned"]:
-        out = []
+        out, self._item_keys = [], []
         for req in tqdm(requests, desc="flex: rendering", disable=len(requests) < 2):
             _ctx, doc_to_messages, gen_kwargs, doc_id, task, split = req.args
             where = f"task {task} split {split} doc {doc_id}"
             doc = self._doc(task, split, doc_id)
-            out.append(self.plan(doc_to_messages(doc), where=where, doc=doc, gen_kwargs=gen_kwargs))
+            p = self.plan(doc_to_messages(doc), where=where, doc=doc, gen_kwargs=gen_kwargs)
+            out.append(p)
+            self._item_keys.append(_item_key(task, doc, p))
         return out
 
     # ---------------------------------------------------------------- generation
@@ -144,11 +146,15 @@ class FlexJudge(lmms):
                     done[i] = hit
             print(f"flex: journal {journal.path}: {len(done)} of {len(planned)} requests already judged, "
                   f"{len(planned) - len(done)} to generate", file=sys.stderr, flush=True)
-        todo = [i for i in range(len(planned)) if i not in done]
+        # the runs (and swapped orders) of one item enter the engine together (requests.share_order)
+        todo = share_order(self._item_keys, [i for i in range(len(planned)) if i not in done])
         t1 = time.perf_counter()
         for i, o in self._stream(planned, todo):
             rec = {"texts": o.texts, "prompt_tokens": o.prompt_tokens,
                    "output_tokens": sum(len(t) for t in o.token_ids)}
+            if o.cached_tokens is not None:
+                self.timing["prompt_tokens"] = self.timing.get("prompt_tokens", 0) + (o.prompt_tokens or 0)
+                self.timing["cached_tokens"] = self.timing.get("cached_tokens", 0) + o.cached_tokens
             if journal is not None:
                 journal.put(keys[i], **rec)
             done[i] = rec
@@ -180,6 +186,16 @@ class FlexJudge(lmms):
 
     def generate_until_multi_round(self, requests):
         raise NotImplementedError("the flex model does not support multi-round generation")
+
+
+def _item_key(task, doc, planned: Planned):
+    """Which item a request judges: a flex task's doc says so (its k runs share ``flex_item``);
+    any other task's request is keyed by its prompt and media (repeats of one request)."""
+    if isinstance(doc, dict) and "flex_item" in doc:
+        return (task, "item", doc["flex_item"])
+    media = tuple((kind, tuple(u if isinstance(u, str) else id(u) for u in urls))
+                  for kind, urls in sorted(planned.media.items()))
+    return (task, planned.prompt, media)
 
 
 def _join_samples(texts: list[str]) -> str:

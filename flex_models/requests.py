@@ -134,3 +134,38 @@ class Output:
     texts: list  # n samples
     token_ids: list  # n lists of generated token ids
     prompt_tokens: int | None = None
+    cached_tokens: int | None = None  # prompt tokens vLLM's prefix cache served (None: not known)
+
+
+# Items whose k runs are submitted together: `share_order` puts the requests of one item next to
+# each other (lmms-eval may hand them over in any order) and lets each item's first request run
+# ahead of its siblings by up to `SHARE_BLOCK` items. The siblings then find that request's prompt
+# blocks in vLLM's prefix cache (system prompt + media + shared text computed once: the vision /
+# audio encoder is skipped for media inside a cached prefix) and its media in vLLM's multimodal
+# processor cache. vLLM caches a block only once it has been computed, so siblings scheduled in the
+# same engine step as their first request would compute it again; the lead of SHARE_BLOCK items
+# (tens of prompts: more than one step's token budget) keeps them in later steps.
+#
+# Why not one request with `n` samples: vLLM derives the samples' seeds from one request seed
+# (seed + i), which equals the protocol's per-run seeds k only for a base seed of 0 and identical
+# prompts; the protocols swap the answer / image order between runs (VL-RewardBench, MJ-Bench), so
+# those runs are different prompts, and the journal keys one judgment per (prompt, seed). Separate
+# requests keep every seed, prompt and journal entry exactly as the protocol defines them, and the
+# prefix cache gives the same prefill saving for the shared part of the prompt.
+SHARE_BLOCK = 32
+
+
+def share_order(keys: list, todo: list[int], block: int = SHARE_BLOCK) -> list[int]:
+    """The requests ``todo`` (indices into ``keys``: one item key per request) in submission order:
+    items in order of first appearance, in blocks of ``block`` items; in each block the first
+    request of every item, then the rest item by item. Stable: requests of one item keep their order."""
+    groups: dict = {}
+    for i in todo:
+        groups.setdefault(keys[i], []).append(i)
+    items = list(groups.values())
+    out: list[int] = []
+    for b in range(0, len(items), block):
+        chunk = items[b:b + block]
+        out.extend(g[0] for g in chunk)
+        out.extend(i for g in chunk for i in g[1:])
+    return out

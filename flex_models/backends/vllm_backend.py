@@ -129,7 +129,9 @@ class VLLMBackend:
         self.args, self.family = args, checkpoint.family
         self.kwargs = engine_kwargs(args, checkpoint.family)
         log.info("flex: building vLLM engine %s", self.kwargs)
+        t0 = time.perf_counter()
         self.llm = LLM(**self.kwargs)
+        self.init_s = time.perf_counter() - t0  # LLM() alone (benchmarks compare start-up with it)
         self.tokenizer = self.llm.get_tokenizer()
 
     def generate(self, prepared: list[Prepared], progress: bool = True) -> list[Output]:
@@ -194,7 +196,8 @@ class VLLMBackend:
                     bar.update(1)
                     yield i, Output(texts=[self._text(o, p.spec) for o in r.outputs],
                                     token_ids=[list(o.token_ids) for o in r.outputs],
-                                    prompt_tokens=len(r.prompt_token_ids or []))
+                                    prompt_tokens=len(r.prompt_token_ids or []),
+                                    cached_tokens=getattr(r, "num_cached_tokens", None))
         finally:
             bar.close()
             if pending:  # interrupted (or the consumer stopped): leave a clean engine behind
