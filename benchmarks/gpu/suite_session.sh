@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The suite benchmark (benchmarks/suite_gpu.py) on one H200 as one background session, started with
+# setsid by the first device call like h1_session.sh (README.md here, "One session"). Stages:
+#   suite   the whole flex_all workload scaled by SCALE (VL then Omni engine, each cold-compiled)
+#   sweep   the flex model's engine defaults: VARIANTS (JSON list of {name, defaults}), flex pass only,
+#           on SWEEP_TASKS at SWEEP_SCALE, each on a fresh engine (compile caches warm from the suite)
+# Results: /root/results (R); session.log says what ran when.
+set -u
+R=${R:-/root/results}; mkdir -p $R
+cd "$(dirname "$0")/../.."
+STAGES=${STAGES:-suite sweep}
+SCALE=${SCALE:-0.025}
+log() { echo "$(date -u +%FT%T) $*" | tee -a $R/session.log; }
+has() { [[ " $STAGES " == *" $1 "* ]]; }
+export FLEXBENCH_MACHINE=nvidia-h200
+source benchmarks/gpu/device_env.sh || { log "device_env failed"; exit 1; }
+export VLLM_CACHE_ROOT=/root/cache/vllm TORCHINDUCTOR_CACHE_DIR=/root/cache/inductor TRITON_CACHE_DIR=/root/cache/triton
+log "start: stages $STAGES scale $SCALE"
+for i in $(seq 600); do [ -d /root/vllm-site/vllm ] && break; sleep 2; done
+[ -d /root/vllm-site/vllm ] || { log "vLLM never staged"; exit 1; }
+log "vllm staged"
+nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,driver_version --format=csv > $R/gpu.txt 2>&1
+if has suite; then
+  python3 benchmarks/suite_gpu.py --mode gpu --scale $SCALE --workdir /root/suite --timeout 900 \
+    --out-json $R/suite.json --out-md $R/suite.md > $R/suite.out 2>&1
+  log "suite done rc=$?"
+  cp /root/suite/worker_*.log $R/ 2>/dev/null
+fi
+if has sweep; then
+  VARIANTS=${VARIANTS:-'[["defaults", {}], ["seqs_512", {"max_num_seqs": 512}], ["graphs_1024", {"compilation_config": {"max_cudagraph_capture_size": 1024}}]]'}
+  SWEEP_TASKS=${SWEEP_TASKS:-flex_vl_rewardbench,flex_genai_bench_image,flex_mllm_judge_pair}
+  n=$(python3 -c "import json,sys; print(len(json.loads(sys.argv[1])))" "$VARIANTS")
+  for i in $(seq 0 $((n - 1))); do
+    name=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])[int(sys.argv[2])][0])" "$VARIANTS" $i)
+    defs=$(python3 -c "import json,sys; print(json.dumps(json.loads(sys.argv[1])[int(sys.argv[2])][1]))" "$VARIANTS" $i)
+    python3 benchmarks/suite_gpu.py --mode gpu --scale ${SWEEP_SCALE:-$SCALE} --families vl --tasks $SWEEP_TASKS \
+      --passes flex --engine-defaults "$defs" --workdir /root/sweep_$name --timeout 400 \
+      --out-json $R/sweep_$name.json > $R/sweep_$name.out 2>&1
+    log "sweep $name done rc=$?"
+    cp /root/sweep_$name/worker_vl.log $R/sweep_${name}_worker.log 2>/dev/null
+  done
+fi
+log "all done"
+touch $R/DONE

@@ -1,0 +1,729 @@
+"""The paper's whole suite (`flex_all`) on one GPU: a suite-shaped judging workload for the `flex` model.
+
+One command:
+
+    python benchmarks/suite_gpu.py --mode gpu --scale 0.025 --out-json R.json --out-md R.md   # one H200
+    python benchmarks/suite_gpu.py --mode cpu --out-json R.json                            # tiny models, CPU
+
+Workload (SUITE below; every number says where it comes from): the 14 tasks of `flex_all` with their
+item counts, the protocol's run counts and order swaps (flex_tasks.protocol / protocols.json), the
+protocol's sampling settings and stop strings, media shapes per item (images per item and size,
+video frames and size, audio seconds) and an output-length distribution per task (OUTPUT_LENGTHS).
+Prompts are the protocol's system prompt and user template (flex_tasks.prompts) with synthetic text
+of stated token lengths; images are random pixels (distinct per item, shared by the runs of an
+item), audio random noise, video random frames. Weights are random (vLLM `load_format=dummy`) in
+the released 7B shapes of each family: Flex-VL-7B (Qwen2.5-VL-7B) for the vision tasks, the
+Flex-Omni-7B thinker (Qwen2.5-Omni-7B) for the audio tasks, as `flex_all` runs them.
+
+One worker process per family (the GPU holds one engine at a time). In each, on one engine:
+  - start-up: process launch -> `FlexJudge` ready, and `LLM()` alone inside it (`startup_minus_raw_init_s`)
+  - `raw`: vLLM `LLM.generate` on flex's exact requests (prompts, decoded media, SamplingParams) in
+    flex's submission order (flex_models.requests.share_order), one call over all the family's tasks
+  - `flex`: `FlexJudge.generate_until` on lmms-eval Instances of the same docs (render, media, seeds,
+    the engine loop), one call over all tasks, as lmms-eval hands a `flex_all` run to the model
+  - `runmajor`: `LLM.generate` on the same requests in the upstream scripts' order, one call per run
+    (all items of run 0, then of run 1, ...) with the caches emptied between runs (at full size a run
+    of a large task outgrows the KV cache): the runs of an item not together, what sharing is worth
+  prefix cache and multimodal cache are reset between passes; raw and flex alternate which goes
+  first per family, so neither always meets the warmer engine.
+Per request, vLLM's `num_cached_tokens` gives the prefix-cache hits, and the prompt's media
+placeholder spans tell which media items lay outside the cached prefix, i.e. needed the encoder.
+
+Upstream way (the authors' scripts: one script per benchmark, each building its own engine and
+calling `generate` once per run): estimated, not run, as (per benchmark) one process start + import
++ `LLM()` (the start-up measured here) + that benchmark's share of the run-major pass (summary
+"upstream_way.how" says what this over- and under-counts).
+
+Scaled: `--scale` multiplies every item count (rounded, >= 2 items per task); the full-suite minutes
+are the measured ones divided by the scale (request phase) plus start-up once per family.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+T_LAUNCH = time.time()
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+# ----------------------------------------------------------------------------------- the workload
+# items: the benchmark's test set size. Sources: protocols.json "data" fields (VL-RewardBench 1,250;
+# GenAI-Bench 1,735 / 919 / 1,069; NISQA 712 files; SOMOS 3,000; VoxSim 2,776 pairs); MJ-Bench
+# alignment 724, safety 574, quality (artifact) 1,121: the MJ-Bench paper's Table 1 (arXiv
+# 2407.04842); BVCC (VoiceMOS 2022 main track) test 1,066 utterances (VoiceMOS 2022 challenge
+# paper, arXiv 2203.11389); MLLM-as-a-Judge: 4,414 image-instruction pairs (its paper, arXiv
+# 2402.04788) for score and pair, 1,470 batch-ranking items (recalled from that paper's statistics;
+# not checked against the released jsonl files, which this machine cannot reach).
+# text: synthetic token lengths of the template fields (assumed from the datasets' kind of text:
+# captions / prompts ~20-30 tokens, model answers ~150-250 tokens; MLLM-as-a-Judge batch items
+# rank 4 answers, carried here as two fields of two answers each).
+# media: images per item at the protocol's size (VL-RewardBench is not resized by the protocol:
+# 640x480 assumed, the common COCO-like size of its sources); GenAI-Bench video: fps 1.0 and
+# max_pixels 224*224 (protocol), 4 s per clip assumed (the generators in GenAI-Bench make 2-4 s
+# clips) -> 4 frames of 224x224; audio seconds per file assumed from the corpora (NISQA ~8 s,
+# BVCC ~4 s, SOMOS ~5 s, VoxSim ~6 s per utterance).
+SUITE = [
+    # task, family, items, source, fields {name: tokens}, media
+    ("flex_vl_rewardbench", "vl", 1250, "protocols.json", {"query": 30, "answer1": 220, "answer2": 220},
+     {"image": [(640, 480)]}),
+    ("flex_mj_bench_alignment", "vl", 724, "MJ-Bench paper", {"caption": 25}, {"image": [(336, 336)] * 2}),
+    ("flex_mj_bench_safety", "vl", 574, "MJ-Bench paper", {"caption": 25}, {"image": [(336, 336)] * 2}),
+    ("flex_mj_bench_quality", "vl", 1121, "MJ-Bench paper", {"caption": 25}, {"image": [(336, 336)] * 2}),
+    ("flex_genai_bench_image", "vl", 1735, "protocols.json", {"prompt": 25}, {"image": [(448, 448)] * 2}),
+    ("flex_genai_bench_editing", "vl", 919, "protocols.json",
+     {"source_prompt": 15, "target_prompt": 15, "instruct_prompt": 15}, {"image": [(448, 448)] * 3}),
+    ("flex_genai_bench_video", "vl", 1069, "protocols.json", {"prompt": 25}, {"video": [(4, 224, 224)] * 2}),
+    ("flex_mllm_judge_score", "vl", 4414, "MLLM-as-a-Judge paper", {"instruction": 40, "answer": 200},
+     {"image": [(448, 448)]}),
+    ("flex_mllm_judge_pair", "vl", 4414, "MLLM-as-a-Judge paper", {"instruction": 40, "answer1": 200, "answer2": 200},
+     {"image": [(448, 448)]}),
+    ("flex_mllm_judge_batch", "vl", 1470, "MLLM-as-a-Judge paper (recalled)", {"instruction": 40, "a1": 400, "a2": 400},
+     {"image": [(448, 448)]}),
+    ("flex_nisqa", "omni", 712, "protocols.json", {}, {"audio": [8.0]}),
+    ("flex_bvcc", "omni", 1066, "VoiceMOS 2022 paper", {}, {"audio": [4.0]}),
+    ("flex_somos", "omni", 3000, "protocols.json", {}, {"audio": [5.0]}),
+    ("flex_voxsim", "omni", 2776, "protocols.json", {}, {"audio": [6.0, 6.0]}),
+]
+# Output length (generated tokens) per request: log-normal with this median and sigma 0.6, cut to
+# [32, the protocol's max_tokens 4096]. Assumed, from the shape of a Flex-Judge answer: a <think>
+# trace then the verdict; its training traces were the longest teacher traces per prompt (protocols.json
+# "filter"), and judging text is a few hundred tokens. Comparisons reason over two candidates (450),
+# one-answer scores are shorter (250), four-answer rankings longer (600), MOS / similarity traces
+# shortest (200). Random weights never choose EOS on their own (p ~ 1/152,064 per step), so each
+# request runs to its drawn max_new_tokens, with EOS still honoured as flex sends it.
+OUTPUT_LENGTHS = {"flex_vl_rewardbench": 450, "flex_mj_bench": 400, "flex_genai_bench": 400,
+                  "flex_mllm_judge_score": 250, "flex_mllm_judge_pair": 450, "flex_mllm_judge_batch": 600,
+                  "audio": 200}
+SIGMA = 0.6
+MIN_TOKENS = 32
+# Benchmarks of the upstream scripts (one script, one engine each): the groups of flex_all.
+UPSTREAM_SCRIPT = {"flex_mj_bench": "mj_bench", "flex_genai_bench": "genai_bench", "flex_mllm_judge": "mllm_as_a_judge"}
+PLACEHOLDER_TOKENS = ("<|image_pad|>", "<|video_pad|>", "<|IMAGE|>", "<|VIDEO|>", "<|AUDIO|>")
+
+# Released 7B shapes (Qwen2.5-VL-7B-Instruct / Qwen2.5-Omni-7B config.json).
+TEXT_7B = dict(vocab_size=152064, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
+               num_attention_heads=28, num_key_value_heads=4, max_position_embeddings=32768, max_window_layers=28)
+VISION_7B = dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, patch_size=14,
+                 spatial_merge_size=2, temporal_patch_size=2, window_size=112, out_hidden_size=3584,
+                 fullatt_block_indexes=[7, 15, 23, 31])
+AUDIO_7B = dict(d_model=1280, encoder_layers=32, encoder_attention_heads=20, encoder_ffn_dim=5120,
+                num_mel_bins=128, max_source_positions=1500, n_window=100, output_dim=3584)
+QWEN_PIXELS = {"shortest_edge": 56 * 56, "longest_edge": 28 * 28 * 16384}
+
+
+def script_of(task: str) -> str:
+    for prefix, name in UPSTREAM_SCRIPT.items():
+        if task.startswith(prefix):
+            return name
+    return task.removeprefix("flex_")
+
+
+def median_length(task: str) -> int:
+    if task in OUTPUT_LENGTHS:
+        return OUTPUT_LENGTHS[task]
+    for k, v in OUTPUT_LENGTHS.items():
+        if task.startswith(k):
+            return v
+    return OUTPUT_LENGTHS["audio"]
+
+
+def scaled_items(items: int, scale: float) -> int:
+    return items if scale >= 1 else max(2, round(items * scale))
+
+
+def workload(family: str, scale: float, task_filter: list[str] | None = None) -> list[dict]:
+    """The family's tasks: counts, runs, order, media shapes, lengths (no media yet)."""
+    from flex_tasks.protocol import TASKS
+
+    out = []
+    for task, fam, items, source, fields, media in SUITE:
+        if fam != family or (task_filter and task not in task_filter):
+            continue
+        spec = TASKS[task]
+        out.append(dict(task=task, family=fam, items_full=items, items=scaled_items(items, scale), items_source=source,
+                        runs=spec.runs if spec.multi_run else 1, order=spec.order, fields=fields, media=media,
+                        median_new_tokens=median_length(task), max_tokens=spec.max_tokens,
+                        temperature=spec.temperature, top_p=spec.top_p, stop=list(spec.stop)))
+    return out
+
+
+def draw_lengths(task: str, n: int, median: int, cap: int, max_tokens: int) -> list[int]:
+    import numpy as np
+
+    rng = np.random.RandomState(sum(map(ord, task)))  # the same lengths in every process
+    x = np.exp(np.log(median) + SIGMA * rng.standard_normal(n))
+    hi = min(max_tokens, cap) if cap else max_tokens
+    lo = min(MIN_TOKENS, hi)
+    return [int(v) for v in np.clip(np.round(x), lo, hi)]
+
+
+# ------------------------------------------------------------------------------ checkpoints
+def make_checkpoint(family: str, root: Path, size: str) -> Path:
+    """tiny: flex_models.tiny as is. 7b: the tiny tokenizer / processor / template with the released
+    7B shapes in config.json and no weights (the engine loads `load_format=dummy`)."""
+    from flex_models.tiny import make_tiny
+
+    d = root / f"{family}-{size}"
+    if (d / "config.json").exists():
+        return d
+    make_tiny(family, d)
+    if size == "tiny":
+        return d
+    for f in d.glob("*.safetensors"):
+        f.unlink()
+    cfg = json.loads((d / "config.json").read_text())
+    block = cfg["thinker_config"] if family == "omni" else cfg
+    text = block["text_config"]
+    text.update(TEXT_7B)
+    text.pop("layer_types", None)
+    rope = text.get("rope_parameters") or {}
+    rope.update(mrope_section=[16, 24, 24], rope_theta=1e6)
+    text["rope_parameters"] = rope
+    block["vision_config"].update(VISION_7B)
+    if family == "omni":
+        block["audio_config"].update(AUDIO_7B)
+    for c in (cfg, text, block):
+        c["dtype"] = "bfloat16"
+    (d / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+    proc = d / "processor_config.json"
+    pc = json.loads(proc.read_text())
+    for key in ("image_processor", "video_processor"):
+        if key in pc:
+            pc[key]["size"] = dict(QWEN_PIXELS)
+            pc[key].pop("min_pixels", None)
+            pc[key].pop("max_pixels", None)
+    proc.write_text(json.dumps(pc, indent=2) + "\n")
+    return d
+
+
+# ------------------------------------------------------------------------------ docs and requests
+def filler(tokenizer, n_tokens: int, salt: int) -> str:
+    """Text of about n_tokens tokens of this tokenizer (distinct per salt)."""
+    if n_tokens <= 0:
+        return ""
+    words = ["judge", "image", "answer", "shows", "quality", "the", "scene", "detail", "color", "model",
+             "prompt", "object", "left", "right", "person", "light", "texture", "sound", "clear", "speech"]
+    out, k = [], salt
+    while True:
+        out.append(words[k % len(words)] + str(k % 97))
+        k = k * 1103515245 + 12345 & 0x7FFFFFFF
+        if len(out) % 8 == 0 and len(tokenizer(" ".join(out))["input_ids"]) >= n_tokens:
+            return " ".join(out)
+
+
+def build_docs(tasks: list[dict], tokenizer, cap: int | None, png_dir: Path | None = None) -> dict:
+    """task -> docs in lmms-eval's order (item by item, the runs of an item adjacent: flex_tasks.lmms.expand),
+    each doc: fields, media objects, flex_item / flex_run / flex_seed / flex_swap, max_new_tokens."""
+    import numpy as np
+
+    from flex_tasks.lmms import run_plan
+    from flex_tasks.protocol import TASKS
+
+    docs: dict = {}
+    for t in tasks:
+        spec = TASKS[t["task"]]
+        rng = np.random.RandomState(sum(map(ord, t["task"])))
+        plan = run_plan(spec, t["items"]) if spec.multi_run else [(0, False)] * t["items"]
+        lengths = draw_lengths(t["task"], t["items"] * t["runs"], t["median_new_tokens"], cap, t["max_tokens"])
+        out, j = [], 0
+        for item in range(t["items"]):
+            fields = {k: filler(tokenizer, n, item * 31 + len(k)) for k, n in t["fields"].items()}
+            media = []
+            for kind, shapes in t["media"].items():
+                for s in shapes:
+                    if kind == "image":
+                        w, h = s
+                        from PIL import Image
+
+                        media.append(Image.fromarray(rng.randint(0, 255, (h, w, 3), dtype=np.uint8)))
+                    elif kind == "video":
+                        media.append(f"synthvideo:{t['task']}:{item}:{len(media)}:{s[0]}x{s[1]}x{s[2]}")
+                    else:
+                        media.append({"array": (rng.standard_normal(int(s * 16000)) * 0.1).astype(np.float32),
+                                      "sampling_rate": 16000})
+            for _ in range(t["runs"]):
+                k, swap = plan[j]
+                out.append(dict(flex_task=t["task"], flex_item=item, flex_run=k, flex_seed=spec.seed(k), flex_swap=swap,
+                                fields=fields, media=media, max_new_tokens=lengths[j]))
+                j += 1
+        docs[t["task"]] = out
+    return docs
+
+
+def doc_messages(doc):
+    """The protocol's prompt of a synthetic doc (system + user template, order swap applied)."""
+    from flex_tasks.prompts import interleave, template_parts
+    from flex_tasks.protocol import TASKS
+
+    spec = TASKS[doc["flex_task"]]
+    fields = dict(doc["fields"])
+    media = list(doc["media"])
+    if doc["flex_swap"]:
+        if "answer1" in fields:  # VL-RewardBench: the two answers swapped
+            fields["answer1"], fields["answer2"] = fields["answer2"], fields["answer1"]
+        else:  # MJ-Bench: the two images swapped
+            media = media[::-1]
+    parts = template_parts(spec.user, fields)
+    return [{"role": "system", "content": [{"type": "text", "text": spec.system}]},
+            {"role": "user", "content": interleave(parts, media)}]
+
+
+def gen_kwargs(doc) -> dict:
+    from flex_tasks.protocol import TASKS
+
+    g = TASKS[doc["flex_task"]].generation_kwargs()
+    g["max_new_tokens"] = doc["max_new_tokens"]
+    return g
+
+
+def synthetic_video(url, where: str = "", fps=None, max_pixels=None):
+    """Stand-in for flex_models.media.load_video on `synthvideo:` keys: random frames already at
+    the protocol's size (PyAV, flex's decoder, is not on the GPU machine; decoding is not measured)."""
+    import numpy as np
+
+    from flex_models.media import load_video
+
+    if not (isinstance(url, str) and url.startswith("synthvideo:")):
+        return load_video(url, where, fps=fps, max_pixels=max_pixels)
+    t, h, w = (int(v) for v in url.rsplit(":", 1)[1].split("x"))
+    rng = np.random.RandomState(sum(map(ord, url)))
+    frames = rng.randint(0, 255, (t, h, w, 3), dtype=np.uint8)
+    f = float(fps or 1.0)
+    meta = {"fps": f, "total_num_frames": t, "duration": t / f, "frames_indices": list(range(t)),
+            "video_backend": "pyav"}
+    return frames, meta
+
+
+def instances(docs: dict):
+    from lmms_eval.api.instance import Instance
+
+    out = []
+    for task, ds in docs.items():
+        for i, d in enumerate(ds):
+            out.append(Instance(request_type="generate_until", arguments=("", doc_messages, gen_kwargs(d), i, task, "test"),
+                                idx=0, metadata={"task": task, "doc_id": i, "repeats": 1}))
+    return out
+
+
+# ------------------------------------------------------------------------------ measurement helpers
+def copy_bandwidth() -> dict:
+    """Device-to-device copy of 2 GiB, best of 5 (read + write bytes / s)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return {"copy_GBps": None}
+    n = 2 * 2**30
+    a = torch.empty(n, dtype=torch.uint8, device="cuda")
+    b = torch.empty_like(a)
+    best = 1e9
+    for _ in range(6):
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        b.copy_(a)
+        torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t)
+    del a, b
+    torch.cuda.empty_cache()
+    return {"copy_GBps": round(2 * n / best / 1e9, 1), "device": torch.cuda.get_device_name(0)}
+
+
+def text_shape(ckpt: Path, family: str) -> dict:
+    cfg = json.loads((ckpt / "config.json").read_text())
+    t = (cfg["thinker_config"] if family == "omni" else cfg)["text_config"]
+    h, i, L, kv = t["hidden_size"], t["intermediate_size"], t["num_hidden_layers"], t["num_key_value_heads"]
+    hd = h // t["num_attention_heads"]
+    per_layer = 2 * h * h + 2 * h * kv * hd + 3 * h * i
+    params = L * per_layer + t["vocab_size"] * h  # decoder layers + lm_head (the embedding is a gather)
+    return {"decode_weight_bytes": 2 * params, "kv_bytes_per_token": 2 * L * kv * hd * 2}
+
+
+def roofline_s(reqs: list[tuple[int, int]], shape: dict, bw: float, max_seqs: int) -> float:
+    """Lower bound of the decode time of requests [(prompt tokens, new tokens)] at `bw` B/s: every
+    step reads the weights once (steps >= new tokens / max_num_seqs) and every new token reads its
+    request's KV so far. Prefill and the encoders are left out (a decode-only bound)."""
+    total_new = sum(n for _, n in reqs)
+    steps = max(max((n for _, n in reqs), default=0), math.ceil(total_new / max_seqs))
+    kv = sum(n * p + n * (n - 1) / 2 for p, n in reqs) * shape["kv_bytes_per_token"]
+    return (steps * shape["decode_weight_bytes"] + kv) / bw
+
+
+def encoder_needs(prompt_ids, cached: int, ph: set) -> tuple[int, int]:
+    """(media items in the prompt, media items not wholly inside the cached prefix)."""
+    items, need, prev = 0, 0, False
+    end = None
+    for pos, tok in enumerate(prompt_ids):
+        cur = tok in ph
+        if cur:
+            end = pos
+        if prev and not cur:
+            items += 1
+            need += end >= cached
+        prev = cur
+    if prev:
+        items += 1
+        need += end >= cached
+    return items, need
+
+
+def reset_caches(llm) -> None:
+    for name in ("reset_prefix_cache", "reset_mm_cache"):
+        fn = getattr(llm, name, None)
+        if fn is not None:
+            try:
+                fn()
+            except Exception as e:  # noqa: BLE001
+                print(f"suite: {name} failed: {e}", file=sys.stderr)
+
+
+def raw_pass(llm, prepared, order, task_of, run_of, ph) -> dict:
+    """One LLM.generate over the requests in `order`; per task: tokens, cache hits, encoder needs."""
+    from flex_models.backends.vllm_backend import sampling_params, vllm_prompt
+
+    prompts = [vllm_prompt(prepared[i]) for i in order]
+    params = [sampling_params(prepared[i].spec) for i in order]
+    t0 = time.perf_counter()
+    outs = llm.generate(prompts, params, use_tqdm=False)
+    wall = time.perf_counter() - t0
+    per: dict = {}
+    reqs = []
+    for i, o in zip(order, outs):
+        d = per.setdefault(task_of[i], dict(requests=0, prompt_tokens=0, cached_tokens=0, new_tokens=0,
+                                            media_items=0, encoder_items=0, first_run_encoder_items=0))
+        p = list(o.prompt_token_ids or [])
+        c = int(getattr(o, "num_cached_tokens", 0) or 0)
+        n = sum(len(x.token_ids) for x in o.outputs)
+        items, need = encoder_needs(p, c, ph)
+        d["requests"] += 1
+        d["prompt_tokens"] += len(p)
+        d["cached_tokens"] += c
+        d["new_tokens"] += n
+        d["media_items"] += items
+        d["encoder_items"] += need
+        reqs.append((len(p), n))
+    return {"wall_s": wall, "per_task": per, "reqs": reqs}
+
+
+def runmajor_pass(llm, prepared, order, task_of, run_of, ph) -> dict:
+    """The upstream scripts' order: one `generate` per run k over every item's run-k request, prefix
+    and multimodal caches emptied between runs. At full size one run of a large task (MLLM-as-a-Judge:
+    4,414 prompts of ~1,000 tokens) is more than the KV cache holds, so run k+1 finds little of run k;
+    at the scaled size everything would fit and hide that, hence the reset."""
+    total: dict = {"wall_s": 0.0, "per_task": {}, "reqs": [], "calls": 0}
+    for k in sorted({run_of[i] for i in order}):
+        reset_caches(llm)
+        part = raw_pass(llm, prepared, [i for i in order if run_of[i] == k], task_of, run_of, ph)
+        total["wall_s"] += part["wall_s"]
+        total["calls"] += 1
+        total["reqs"] += part["reqs"]
+        for t, d in part["per_task"].items():
+            acc = total["per_task"].setdefault(t, dict.fromkeys(d, 0))
+            for kk, v in d.items():
+                acc[kk] += v
+    return total
+
+
+# ------------------------------------------------------------------------------ one family (worker)
+def worker(a) -> dict:
+    t_launch = float(a.t_launch or T_LAUNCH)
+    import flex_models.planner as planner_mod
+    from flex_models.backends.vllm_backend import sampling_params, vllm_prompt
+    from flex_models.model import FlexJudge
+    from flex_models.requests import share_order
+
+    t_import = time.time() - t_launch
+    hw = json.loads(a.hw or "{}")  # measured by the parent in its own process: CUDA stays uninitialised here
+    ckpt = Path(a.ckpt)
+    kw = dict(backend="vllm", journal="off")
+    if a.mode == "gpu":
+        kw.update(load_format="dummy", dtype="bfloat16", max_model_len=a.max_model_len)
+        kw.update(json.loads(a.engine_args or "{}"))
+    else:
+        kw.update(dtype="float32", max_new_tokens=a.cap, max_model_len=a.max_model_len)
+    if a.engine_defaults:  # a sweep of the flex model's engine defaults (flex_models.backends.vllm_backend)
+        import flex_models.backends.vllm_backend as vb
+
+        vb.GPU_DEFAULTS.update(json.loads(a.engine_defaults))
+    model = FlexJudge(pretrained=str(ckpt), **kw)
+    startup = time.time() - t_launch
+    llm = model.backend.llm
+    init_s = getattr(model.backend, "init_s", None)
+    planner_mod.load_video = synthetic_video
+    tok = llm.get_tokenizer()
+    ph = {i for i in (tok.convert_tokens_to_ids(t) for t in PLACEHOLDER_TOKENS) if isinstance(i, int) and i >= 0
+          and i != getattr(tok, "unk_token_id", None)}
+    tasks = workload(a.family, a.scale, a.tasks.split(",") if a.tasks else None)
+    docs = build_docs(tasks, tok, a.cap if a.mode == "cpu" else None)
+    model.task_dict = {t: {"test": ds} for t, ds in docs.items()}
+    reqs = instances(docs)
+    # the flex model's own planning of the same requests (what the raw passes send)
+    planned = model._plan_all(reqs)
+    keys = list(model._item_keys)
+    task_of = [r.args[4] for r in reqs]
+    run_of = [docs[r.args[4]][r.args[3]]["flex_run"] for r in reqs]
+    from flex_models.planner import MediaCache
+
+    cache = MediaCache()
+    prepared = [model.decode(p, cache) for p in planned]
+    flex_order = share_order(keys, list(range(len(reqs))))
+    runmajor = sorted(range(len(reqs)), key=lambda i: (task_of[i], run_of[i], i))
+    # warm-up: a few requests through both paths (first-call allocations, processor caches)
+    warm = list(range(min(8, len(reqs))))
+    llm.generate([vllm_prompt(prepared[i]) for i in warm], [sampling_params(prepared[i].spec) for i in warm],
+                 use_tqdm=False)
+    reset_caches(llm)
+
+    passes: dict = {}
+    order = ["raw", "flex"] if a.raw_first else ["flex", "raw"]
+    for name in [p for p in order + ["runmajor"] if p in a.passes.split(",")]:
+        reset_caches(llm)
+        if name == "flex":
+            before = dict(model.timing)
+            t0 = time.perf_counter()
+            results = model.generate_until(reqs)
+            wall = time.perf_counter() - t0
+            new = sum(r.token_counts.output_tokens for r in results)
+            passes["flex"] = {"wall_s": wall, "new_tokens": new, "requests": len(results),
+                              "prompt_tokens": model.timing.get("prompt_tokens", 0) - before.get("prompt_tokens", 0),
+                              "cached_tokens": model.timing.get("cached_tokens", 0) - before.get("cached_tokens", 0),
+                              "prepare_s": model.timing["prepare_s"] - before["prepare_s"],
+                              "engine_s": model.timing["engine_s"] - before["engine_s"]}
+        elif name == "raw":
+            passes[name] = raw_pass(llm, prepared, flex_order, task_of, run_of, ph)
+        else:  # one generate per run, the cache emptied between runs (see runmajor_pass)
+            passes[name] = runmajor_pass(llm, prepared, runmajor, task_of, run_of, ph)
+        print(f"suite[{a.family}]: {name} {passes[name]['wall_s']:.1f} s", file=sys.stderr, flush=True)
+    sched = llm.llm_engine.vllm_config.scheduler_config
+    cache_cfg = llm.llm_engine.vllm_config.cache_config
+    import torch
+    import vllm
+
+    return dict(family=a.family, checkpoint=str(ckpt), tasks=tasks, hw=hw, import_s=t_import, startup_s=startup,
+                raw_init_s=init_s, engine_kwargs={k: str(v) for k, v in model.backend.kwargs.items()},
+                max_num_seqs=sched.max_num_seqs, max_num_batched_tokens=sched.max_num_batched_tokens,
+                async_scheduling=getattr(sched, "async_scheduling", None),
+                prefix_caching=getattr(cache_cfg, "enable_prefix_caching", None),
+                shape=text_shape(ckpt, a.family), passes={k: {kk: vv for kk, vv in v.items() if kk != "reqs"}
+                                                          for k, v in passes.items()},
+                reqs=passes.get("raw", {}).get("reqs", []), versions={"vllm": vllm.__version__, "torch": torch.__version__,
+                                                      "python": platform.python_version()})
+
+
+# ------------------------------------------------------------------------------ summary
+def summarize(parts: dict, scale: float, mode: str) -> dict:
+    rows, fams = [], {}
+    for fam, w in parts.items():
+        if not w.get("ok"):
+            fams[fam] = {"ok": False, "error": w.get("error")}
+            continue
+        p = w["passes"]
+        if not {"raw", "flex", "runmajor"} <= set(p):  # a sweep run: the flex pass alone
+            fams[fam] = {"ok": True, "sweep": True, "engine_kwargs": w["engine_kwargs"],
+                         "startup_s": round(w["startup_s"], 2), "raw_init_s": round(w["raw_init_s"] or 0, 2),
+                         "max_num_seqs": w["max_num_seqs"], "async_scheduling": w["async_scheduling"],
+                         **{f"{k}_s": round(v["wall_s"], 2) for k, v in p.items()},
+                         **{f"{k}_new_tokens": v.get("new_tokens") or sum(d["new_tokens"] for d in v["per_task"].values())
+                            for k, v in p.items()}}
+            continue
+        raw, flex, rm = p["raw"], p["flex"], p["runmajor"]
+        bw = (w["hw"].get("copy_GBps") or 0) * 1e9
+        roof = roofline_s([tuple(r) for r in w["reqs"]], w["shape"], bw, w["max_num_seqs"]) if bw else None
+        raw_new = sum(d["new_tokens"] for d in raw["per_task"].values())
+        f = dict(ok=True, startup_s=round(w["startup_s"], 2), raw_init_s=round(w["raw_init_s"] or 0, 2),
+                 startup_minus_raw_init_s=round(w["startup_s"] - (w["raw_init_s"] or 0), 2),
+                 import_s=round(w["import_s"], 2),
+                 raw_s=round(raw["wall_s"], 2), flex_s=round(flex["wall_s"], 2), runmajor_s=round(rm["wall_s"], 2),
+                 flex_over_raw=round(raw["wall_s"] / flex["wall_s"], 4),
+                 share_speedup=round(rm["wall_s"] / raw["wall_s"], 4),
+                 raw_decode_tok_s=round(raw_new / raw["wall_s"], 1),
+                 flex_decode_tok_s=round(flex["new_tokens"] / flex["wall_s"], 1),
+                 roofline_s=round(roof, 2) if roof else None,
+                 decode_over_roofline=round(roof / flex["wall_s"], 4) if roof else None,
+                 raw_decode_over_roofline=round(roof / raw["wall_s"], 4) if roof else None,
+                 prefix_cache_hit_rate=round(flex["cached_tokens"] / max(flex["prompt_tokens"], 1), 4),
+                 raw_prefix_cache_hit_rate=round(sum(d["cached_tokens"] for d in raw["per_task"].values())
+                                                 / max(sum(d["prompt_tokens"] for d in raw["per_task"].values()), 1), 4),
+                 runmajor_prefix_cache_hit_rate=round(sum(d["cached_tokens"] for d in rm["per_task"].values())
+                                                      / max(sum(d["prompt_tokens"] for d in rm["per_task"].values()), 1), 4),
+                 max_num_seqs=w["max_num_seqs"], max_num_batched_tokens=w["max_num_batched_tokens"],
+                 async_scheduling=w["async_scheduling"], copy_GBps=w["hw"].get("copy_GBps"))
+        fams[fam] = f
+        # per task: the family's flex time shared out by each task's generated tokens (decode-bound)
+        for t in w["tasks"]:
+            d, r = raw["per_task"][t["task"]], rm["per_task"][t["task"]]
+            share = d["new_tokens"] / max(raw_new, 1)
+            per_item = t["items"]
+            rows.append(dict(
+                task=t["task"], family=fam, items_full=t["items_full"], items=t["items"], items_source=t["items_source"],
+                runs=t["runs"], order=t["order"], requests=d["requests"], media=t["media"],
+                median_new_tokens=t["median_new_tokens"], mean_prompt_tokens=round(d["prompt_tokens"] / d["requests"], 1),
+                mean_new_tokens=round(d["new_tokens"] / d["requests"], 1),
+                flex_s=round(flex["wall_s"] * share, 2), runmajor_s=round(rm["wall_s"] * (r["new_tokens"] / max(
+                    sum(x["new_tokens"] for x in rm["per_task"].values()), 1)), 2),
+                flex_full_min=round(flex["wall_s"] * share / scale_of(t) / 60, 2),
+                prefix_hit_rate=round(d["cached_tokens"] / max(d["prompt_tokens"], 1), 4),
+                runmajor_prefix_hit_rate=round(r["cached_tokens"] / max(r["prompt_tokens"], 1), 4),
+                encoder_items_per_item=round(d["encoder_items"] / per_item, 3),
+                runmajor_encoder_items_per_item=round(r["encoder_items"] / per_item, 3),
+                media_items_per_item=round(d["media_items"] / per_item, 3),
+                prefill_tokens_saved_per_item=round((d["cached_tokens"] - r["cached_tokens"]) / per_item, 1)))
+    ok = [f for f in fams.values() if f.get("ok") and not f.get("sweep")]
+    if len(ok) < len(fams):
+        return {"mode": mode, "scale": scale, "families": fams, "tasks": rows}
+    suite_s = sum(f["startup_s"] + f["flex_s"] for f in ok)
+    full_s = sum(f["startup_s"] for f in ok) + sum(r["flex_full_min"] * 60 for r in rows)
+    # the upstream way: per benchmark script one start-up (the family's measured launch -> engine ready)
+    # plus its tasks' share of the run-major pass
+    scripts: dict = {}
+    for r in rows:
+        s = scripts.setdefault(script_of(r["task"]), {"family": r["family"], "request_s": 0.0, "full_request_s": 0.0})
+        s["request_s"] += r["runmajor_s"]
+        s["full_request_s"] += r["runmajor_s"] / (r["items"] / r["items_full"])
+    up_s = sum(fams[s["family"]]["startup_s"] + s["request_s"] for s in scripts.values())
+    up_full = sum(fams[s["family"]]["startup_s"] + s["full_request_s"] for s in scripts.values())
+    return {"mode": mode, "scale": scale, "families": fams, "tasks": rows,
+            "suite_s": round(suite_s, 1), "suite_full_min_extrapolated": round(full_s / 60, 1),
+            "flex_over_raw": {k: f["flex_over_raw"] for k, f in fams.items() if f.get("ok")},
+            "upstream_way": {"scripts": len(scripts), "estimated_s": round(up_s, 1),
+                             "estimated_full_min": round(up_full / 60, 1),
+                             "how": "per benchmark script: one launch -> engine ready (measured start-up of its family) "
+                                    "+ its tasks' share of the run-major pass (one generate per run, caches emptied "
+                                    "between runs), scaled by 1/scale. Not run. Two errors of opposite sign: the "
+                                    "run-major pass drains the batch once per run, which scaling overstates at full "
+                                    "size; the scripts call generate once per task and run, whose drains are not counted"}}
+
+
+def scale_of(t: dict) -> float:
+    return t["items"] / t["items_full"]
+
+
+def to_md(out: dict) -> str:
+    s = out["summary"]
+    m = out.get("machine", {})
+    lines = [f"# Suite benchmark (`benchmarks/suite_gpu.py`), {out['date']}", "",
+             f"Machine: {m.get('device')} (copy {m.get('copy_GBps')} GB/s measured), vLLM {m.get('vllm')}, torch "
+             f"{m.get('torch')}, Python {m.get('python')}; mode {s['mode']}, item counts x {s['scale']}.", "",
+             "| family | start-up | LLM() | start-up - LLM() | raw | flex | flex/raw | run-major | sharing x | "
+             "decode/roofline | prefix hit (flex) | prefix hit (run-major) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for fam, f in s["families"].items():
+        if not f.get("ok"):
+            lines.append(f"| {fam} | failed: {f.get('error', '')[:80]} |")
+            continue
+        lines.append(f"| {fam} | {f['startup_s']} s | {f['raw_init_s']} s | {f['startup_minus_raw_init_s']} s | "
+                     f"{f['raw_s']} s | {f['flex_s']} s | {f['flex_over_raw']} | {f['runmajor_s']} s | {f['share_speedup']} | "
+                     f"{f['decode_over_roofline']} | {f['prefix_cache_hit_rate']} | {f['runmajor_prefix_cache_hit_rate']} |")
+    lines += ["", f"suite_s (measured, scaled) = {s['suite_s']} s; full suite extrapolated = "
+              f"{s['suite_full_min_extrapolated']} min; upstream way ({s['upstream_way']['scripts']} scripts) estimated "
+              f"{s['upstream_way']['estimated_s']} s scaled, {s['upstream_way']['estimated_full_min']} min full.", "",
+              "| task | items (full) | runs | requests run | prompt tok | new tok | flex s | full-suite min | "
+              "prefix hit | run-major hit | encoder items / item (flex order) | (run-major) | media / item |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in s["tasks"]:
+        lines.append(f"| {r['task']} | {r['items']} ({r['items_full']}) | {r['runs']} | {r['requests']} | "
+                     f"{r['mean_prompt_tokens']} | {r['mean_new_tokens']} | {r['flex_s']} | {r['flex_full_min']} | "
+                     f"{r['prefix_hit_rate']} | {r['runmajor_prefix_hit_rate']} | {r['encoder_items_per_item']} | "
+                     f"{r['runmajor_encoder_items_per_item']} | {r['media_items_per_item']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--mode", choices=("gpu", "cpu"), default="gpu")
+    ap.add_argument("--scale", type=float, default=None, help="item-count factor (gpu default 0.025, cpu 0.002)")
+    ap.add_argument("--families", default="vl,omni")
+    ap.add_argument("--tasks", default="", help="comma-separated subset of tasks (default: all of flex_all)")
+    ap.add_argument("--cap", type=int, default=None, help="cap on new tokens per request (cpu default 4)")
+    ap.add_argument("--max-model-len", type=int, default=None)
+    ap.add_argument("--engine-args", default="", help="JSON of extra flex model_args for the engine (gpu)")
+    ap.add_argument("--engine-defaults", default="", help="JSON merged into the flex model's GPU engine defaults")
+    ap.add_argument("--passes", default="raw,flex,runmajor", help="which passes to run (raw, flex, runmajor)")
+    ap.add_argument("--workdir", default="/tmp/flexsuite")
+    ap.add_argument("--ckpt-dir", default="", help="folder of prepared checkpoints <family>-<size>")
+    ap.add_argument("--timeout", type=int, default=900, help="seconds per family worker")
+    ap.add_argument("--out-json", default=str(REPO / "benchmarks" / "suite_gpu_h200_results.json"))
+    ap.add_argument("--out-md", default="")
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--family", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--ckpt", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--t-launch", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--raw-first", type=int, default=1, help=argparse.SUPPRESS)
+    ap.add_argument("--hw", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    if a.scale is None:
+        a.scale = 0.025 if a.mode == "gpu" else 0.002
+    if a.cap is None and a.mode == "cpu":
+        a.cap = 4
+    if a.max_model_len is None:
+        a.max_model_len = 8192 if a.mode == "gpu" else 4096
+    if a.probe:
+        print(json.dumps(copy_bandwidth()))
+        return 0
+    if a.worker:
+        res = worker(a)
+        Path(a.out_json).write_text(json.dumps(res) + "\n")
+        return 0
+
+    work = Path(a.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    size = "7b" if a.mode == "gpu" else "tiny"
+    parts = {}
+    hw = {"copy_GBps": None}
+    if a.mode == "gpu":  # in a process of its own: vLLM's engine process must find CUDA uninitialised
+        probe = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--probe"], capture_output=True,
+                               text=True, timeout=300, cwd=REPO)
+        try:
+            hw = json.loads(probe.stdout.strip().splitlines()[-1])
+        except (IndexError, ValueError):
+            print(f"suite: bandwidth probe failed: {probe.stderr[-800:]}", file=sys.stderr)
+    for n, fam in enumerate(a.families.split(",")):
+        ckpt = Path(a.ckpt_dir) / f"{fam}-{size}" if a.ckpt_dir else make_checkpoint(fam, work / "ckpt", size)
+        if not ckpt.exists():
+            ckpt = make_checkpoint(fam, work / "ckpt", size)
+        part_json = work / f"part_{fam}.json"
+        part_json.unlink(missing_ok=True)
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--mode", a.mode, "--family", fam,
+               "--ckpt", str(ckpt), "--scale", str(a.scale), "--max-model-len", str(a.max_model_len),
+               "--out-json", str(part_json), "--t-launch", "", "--raw-first", str(1 - n % 2),
+               "--tasks", a.tasks, "--engine-args", a.engine_args, "--engine-defaults", a.engine_defaults,
+               "--passes", a.passes, "--hw", json.dumps(hw)]
+        if a.cap:
+            cmd += ["--cap", str(a.cap)]
+        cmd[cmd.index("--t-launch") + 1] = repr(time.time())
+        log = work / f"worker_{fam}.log"
+        with open(log, "w") as fh:
+            try:
+                rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, timeout=a.timeout, cwd=REPO).returncode
+            except subprocess.TimeoutExpired:
+                rc = "timeout"
+        if part_json.exists():
+            parts[fam] = dict(json.loads(part_json.read_text()), ok=True)
+        else:
+            parts[fam] = {"ok": False, "error": f"worker rc={rc}: " + log.read_text()[-1500:]}
+        print(f"suite: {fam} done (rc={rc})", flush=True)
+    summary = summarize(parts, a.scale, a.mode)
+    first = next((p for p in parts.values() if p.get("ok")), {})
+    machine = dict(first.get("versions", {}), device=first.get("hw", {}).get("device") or platform.processor() or "cpu",
+                   copy_GBps=first.get("hw", {}).get("copy_GBps"), cores=os.cpu_count(),
+                   kind=os.environ.get("FLEXBENCH_MACHINE", ""))
+    out = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine, "summary": summary,
+           "workload": {"suite": [dict(task=t[0], family=t[1], items=t[2], source=t[3], fields=t[4], media=t[5])
+                                  for t in SUITE], "output_lengths_median": OUTPUT_LENGTHS, "sigma": SIGMA},
+           "parts": {k: {kk: vv for kk, vv in v.items() if kk != "reqs"} for k, v in parts.items()}}
+    Path(a.out_json).write_text(json.dumps(out, indent=1) + "\n")
+    if a.out_md and "suite_s" in summary:
+        Path(a.out_md).write_text(to_md(out))
+    print(json.dumps({k: summary.get(k) for k in ("suite_s", "suite_full_min_extrapolated", "flex_over_raw", "upstream_way")}))
+    return 0 if all(p.get("ok") for p in parts.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
