@@ -1,0 +1,98 @@
+"""CPU smoke of benchmarks/suite_gpu.py: the suite-shaped workload end to end on tiny checkpoints.
+
+Two tasks of each kind the suite has (several images + order swaps; video; audio pairs), 2 items each,
+4 new tokens, the vLLM CPU engine: every pass (raw, flex, run-major) runs and the counts it reports
+are the workload's own. The times are meaningless on a CPU; the test checks the bookkeeping.
+"""
+import importlib.util
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not (importlib.util.find_spec("vllm") and importlib.util.find_spec("lmms_eval")),
+                       reason="needs vllm (CPU build) and lmms-eval"),
+]
+
+TASKS = "flex_vl_rewardbench,flex_mj_bench_alignment,flex_genai_bench_video,flex_voxsim"
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory):
+    work = tmp_path_factory.mktemp("suite")
+    cmd = [sys.executable, str(REPO / "benchmarks" / "suite_gpu.py"), "--mode", "cpu", "--scale", "0.001",
+           "--tasks", TASKS, "--workdir", str(work), "--out-json", str(work / "r.json"), "--out-md", str(work / "r.md")]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert (work / "r.json").exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc, json.loads((work / "r.json").read_text()), (work / "r.md").read_text()
+
+
+def test_every_pass_ran(suite):
+    proc, out, md = suite
+    fams = out["summary"]["families"]
+    assert set(fams) == {"vl", "omni"} and all(f["ok"] for f in fams.values()), fams
+    assert proc.returncode == 0
+    for f in fams.values():
+        assert f["raw_s"] > 0 and f["flex_s"] > 0 and f["runmajor_s"] > 0
+        assert 0 < f["raw_init_s"] < f["startup_s"]
+    assert "| flex_voxsim |" in md
+
+
+def test_requests_are_the_protocol_runs(suite):
+    from flex_tasks.protocol import TASKS as SPECS
+
+    _, out, _ = suite
+    rows = {r["task"]: r for r in out["summary"]["tasks"]}
+    assert set(rows) == set(TASKS.split(","))
+    for task, r in rows.items():
+        spec = SPECS[task]
+        runs = spec.runs if spec.multi_run else 1
+        assert r["runs"] == runs and r["requests"] == r["items"] * runs, r
+        assert r["mean_new_tokens"] == 4  # the CPU cap; random weights never stop early at 4 tokens
+    # media per request: VL-RewardBench 1 image, MJ-Bench 2, GenAI-Bench video 2 clips, VoxSim 2 audios
+    per_request = {t: rows[t]["media_items_per_item"] / rows[t]["runs"] for t in rows}
+    assert per_request == {"flex_vl_rewardbench": 1, "flex_mj_bench_alignment": 2, "flex_genai_bench_video": 2,
+                           "flex_voxsim": 2}
+
+
+def test_runs_of_an_item_share_the_prefix(suite):
+    """Submitted together, the 5 runs of a VL-RewardBench item need the image encoder once (the image
+    sits in the shared prefix); one generate per run with the cache emptied between needs it 5 times."""
+    _, out, _ = suite
+    rows = {r["task"]: r for r in out["summary"]["tasks"]}
+    vlrb = rows["flex_vl_rewardbench"]
+    assert vlrb["encoder_items_per_item"] == 1 and vlrb["runmajor_encoder_items_per_item"] == 5
+    assert vlrb["prefix_hit_rate"] > vlrb["runmajor_prefix_hit_rate"]
+    # MJ-Bench's two runs show the images in swapped order: the prefix differs from the first image on
+    assert rows["flex_mj_bench_alignment"]["encoder_items_per_item"] == 4
+    # the flex model submits in that same order: its prefix-cache hits equal the raw pass's, token for token
+    for f in out["summary"]["families"].values():
+        assert f["prefix_cache_hit_rate"] == f["raw_prefix_cache_hit_rate"] > 0
+
+
+def test_share_order_keeps_items_together():
+    from flex_models.requests import share_order
+
+    keys = ["a", "b", "a", "c", "b", "a"]
+    assert share_order(keys, list(range(6)), block=2) == [0, 1, 2, 5, 4, 3]
+    assert share_order(keys, list(range(6)), block=1) == [0, 2, 5, 1, 4, 3]
+    assert sorted(share_order(keys, [5, 3, 1], block=8)) == [1, 3, 5]
+
+
+def test_workload_counts_and_roofline():
+    import suite_gpu
+
+    vl = suite_gpu.workload("vl", 1.0)
+    assert sum(t["items"] * t["runs"] for t in vl) == 68043  # every VL request of flex_all at full size
+    assert {t["task"] for t in vl + suite_gpu.workload("omni", 1.0)} == set(
+        t for t in __import__("flex_tasks.protocol", fromlist=["x"]).TASKS)
+    shape = {"decode_weight_bytes": 100, "kv_bytes_per_token": 1}
+    # 2 requests, 3 new tokens each, batch 8: 3 steps x 100 B + KV (3x10 + 3) x 2 = 366 B at 1 B/s
+    assert suite_gpu.roofline_s([(10, 3), (10, 3)], shape, 1.0, 8) == 366
+    assert suite_gpu.encoder_needs([1, 9, 9, 2, 9, 3], cached=3, ph={9}) == (2, 1)
