@@ -127,6 +127,7 @@ class Benchmark:
     api: dict = field(default_factory=dict)  # API verb -> the tasks it may use (the first is the verb's default)
     aliases: dict = field(default_factory=dict)  # other spellings of a task name -> the task (API `protocol=`)
     judge_defaults: dict = field(default_factory=dict)  # `flex-judge judge` mode -> the task used by default
+    in_paper: bool = True  # False: a benchmark the Flex-Judge paper does not report (no paper rows, not in flex_all)
     load: Callable = no_loader  # (spec, source folder or data.HUB) -> items (flex_tasks.data.load_items)
     fixtures: str = ""  # folder under flex_tasks/fixtures/ (default: name)
     fields: Callable = no_fields  # (spec, doc) -> template fields, presentation order applied
@@ -147,14 +148,16 @@ class Benchmark:
 _MODULES = {
     "vl_rewardbench": "vl_rewardbench", "mj_bench": "mj_bench", "genai_bench": "genai_bench",
     "mllm_as_a_judge": "mllm_as_a_judge", "nisqa": "nisqa", "bvcc": "bvcc", "somos": "somos", "voxsim": "voxsim",
+    "multimodal_rewardbench": "multimodal_rewardbench",
 }
 # lmms-eval suites (groups of benchmarks) -> their benchmarks, in the order the suite lists them
 # (and the leaderboard prints them); `flex_all` is every suite.
 SUITES = {
     "flex_vision": ("mllm_as_a_judge", "vl_rewardbench", "mj_bench", "genai_bench"),
     "flex_audio": ("nisqa", "bvcc", "somos", "voxsim"),
+    "flex_beyond_paper": ("multimodal_rewardbench",),  # benchmarks the paper does not report
 }
-ALL_SUITE = "flex_all"
+ALL_SUITE = "flex_all"  # the paper's suites
 
 
 @lru_cache(maxsize=None)
@@ -234,8 +237,20 @@ def groups() -> dict[str, list[str]]:
     """Every lmms-eval group -> members: the benchmarks' own groups, the suites, `flex_all`."""
     out = {g: list(members) for b in registered() for g, members in b.groups.items()}
     out.update({suite: suite_members(suite) for suite in SUITES})
-    out[ALL_SUITE] = list(SUITES)
+    out[ALL_SUITE] = paper_suites()
     return out
+
+
+def paper_suites() -> list[str]:
+    """The suites of the paper's benchmarks (the members of `flex_all`)."""
+    return [s for s, names in SUITES.items() if all(get(n).in_paper for n in names)]
+
+
+def demo_tasks() -> list:
+    """The TaskSpecs the demo's format rows are made for (`python -m trainer.make_demo_data`):
+    the paper's benchmarks' tasks, in registry order."""
+    P = _protocols()
+    return [spec for b in registered() if b.in_paper for spec in b.tasks(P)]
 
 
 def group_aggregates() -> dict[str, tuple[str, ...]]:
