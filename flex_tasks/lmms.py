@@ -78,7 +78,7 @@ def doc_to_target(doc):
 def make_record(spec: TaskSpec, doc: dict, text: str) -> Record:
     """The per-(item, run) record of one output: parsed verdict (in the original order),
     gold, seed and presentation order, and the item's group fields for the report."""
-    p = benchmarks.of(spec).parse(spec, doc, text)
+    p = benchmarks.parse(spec, doc, text)  # the benchmark's parser; outside the protocol's scale = not parsed
     pred = p.value
     return Record(task=spec.task, item=doc["flex_item"], run=int(doc["flex_run"]), seed=int(doc["flex_seed"]),
                   swap=bool(doc["flex_swap"]), raw=text or "", pred=pred, ok=bool(p.ok), how=p.how,

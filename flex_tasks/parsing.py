@@ -1,23 +1,24 @@
-"""Answer parsers: pure functions from a judge's raw output to a verdict.
+"""Answer parsing: the one ``<think>...</think><answer>...</answer>`` splitter and the shared
+readers every benchmark's parser is built from.
 
-Every parser returns a :class:`Parsed` holding the value the paper's scripts would use
-(their fallback applied for parity) and ``ok``: whether the output actually contained a
-parsable answer. Callers count ``ok=False`` as a parse failure and report it.
+A parser (declared by its benchmark module, :class:`flex_tasks.benchmarks.Parser`) is a pure
+function from a judge's raw output to a :class:`Parsed` holding the value the paper's scripts
+would use (their fallback applied for parity) and ``ok``: whether the output actually contained
+a parsable answer. Callers count ``ok=False`` as a parse failure and report it.
+``PARSERS`` (name -> function) and ``ANSWER_TAGS`` (name -> how many ``<answer>`` tags it
+reads) are read off the benchmark registry.
 """
 from __future__ import annotations
 
 import re
-import string
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple
 
-_INT_ANSWER = re.compile(r"<answer>(\d+)</answer>")
-_FLOAT_ANSWER = re.compile(r"<answer>(\d+\.?\d*)</answer>")
-_BRACKET_ANSWER = re.compile(r"<answer>(\[\[.*?\]\])</answer>")
-_SCORE_PHRASE = re.compile(r"(?:score|rating)(?:\s+is|\s*[:=]\s*)?\s*(\d+\.?\d*)", re.IGNORECASE)
-_BARE_MOS = re.compile(r"\b[1-5](?:\.\d*)?\b")
-
-GENAI_LABELS = ("leftvote", "rightvote", "tievote", "bothbad_vote")
-GENAI_NONE = "none"
+# An <answer> span: the shortest text up to </answer> that holds no other <answer> (so a stray
+# opening tag before the real answer does not swallow it).
+_ANSWER_SPAN = re.compile(r"<answer>((?:(?!<answer>).)*?)</answer>", re.DOTALL)
+_THINK = re.compile(r"<think>(.*?)(?:</think>|$)", re.DOTALL)
+_INT = re.compile(r"\d+")
+_FLOAT = re.compile(r"\d+\.?\d*")
 
 
 class Parsed(NamedTuple):
@@ -26,9 +27,56 @@ class Parsed(NamedTuple):
     how: str = "answer"  # "answer" | "fallback" | a fallback rule's name
 
 
+class AnswerSplit(NamedTuple):
+    answer: str  # every <answer> span joined by a space; else the text after </think>; else the whole text
+    reasoning: str  # inside <think>...</think> (to the end when unclosed); else the text before the first <answer>
+
+
+def answer_spans(text: str) -> list[str]:
+    """The contents of every ``<answer>...</answer>``, in order, exactly as written."""
+    return _ANSWER_SPAN.findall(text or "")
+
+
+def reasoning_of(text: str) -> str:
+    """The judge's reasoning, stripped: inside ``<think>...</think>`` (to the end when the tag
+    is not closed); else, with only a closing tag (the prompt ended in the ``<think>`` assistant
+    prefix, so the output starts inside it), the text before ``</think>``; else the text before
+    the first ``<answer>``."""
+    text = text or ""
+    m = _THINK.search(text)
+    if m:
+        return m.group(1).strip()
+    if "</think>" in text:
+        return text.split("</think>", 1)[0].strip()
+    return text.split("<answer>")[0].strip()
+
+
+def split_answer(text: str) -> AnswerSplit:
+    """``(answer, reasoning)`` of a Flex-Judge output, the one splitter of the project.
+
+    ``answer``: the ``<answer>`` spans (stripped) joined by a space; with none, the text after
+    ``</think>``; with neither, the whole text. ``reasoning``: :func:`reasoning_of`, except
+    that an output with neither tag has no reasoning (it is all answer). The pieces the parsers,
+    the server and the training-data filter need separately are :func:`answer_spans` (spans as
+    written), :func:`reasoning_of` and ``"</think>" in text``."""
+    text = text or ""
+    reasoning = reasoning_of(text)
+    spans = [a.strip() for a in answer_spans(text)]
+    if spans:
+        return AnswerSplit(" ".join(spans), reasoning)
+    if "</think>" in text:
+        return AnswerSplit(text.split("</think>", 1)[1].strip(), reasoning)
+    return AnswerSplit(text.strip(), reasoning if _THINK.search(text) else "")
+
+
 def answer_ints(text: str) -> list[int]:
-    """All integers written as ``<answer>N</answer>``, in order."""
-    return [int(x) for x in _INT_ANSWER.findall(text or "")]
+    """All integers written as ``<answer>N</answer>`` (digits only, nothing around them), in order."""
+    return [int(x) for x in answer_spans(text) if _INT.fullmatch(x)]
+
+
+def answer_floats(text: str) -> list[float]:
+    """All numbers written as ``<answer>X</answer>`` (``3``, ``3.``, ``3.8``), in order."""
+    return [float(x) for x in answer_spans(text) if _FLOAT.fullmatch(x)]
 
 
 def pairwise_scores(text: str) -> Parsed:
@@ -39,118 +87,23 @@ def pairwise_scores(text: str) -> Parsed:
     return Parsed((ints[0], ints[1]), True)
 
 
-def vlrb_better(text: str) -> Parsed:
-    """VL-RewardBench: index (0/1) of the presented answer judged better; equal or
-    unparsable -> ``None`` (counted wrong). ``ok`` is False only when unparsable."""
-    p = pairwise_scores(text)
-    if not p.ok:
-        return Parsed(None, False, "fallback")
-    s1, s2 = p.value
-    return Parsed(0 if s1 > s2 else 1 if s1 < s2 else None, True)
-
-
-def mj_pref(text: str, swapped: bool = False) -> Parsed:
-    """MJ-Bench: 0 = first image (image0) preferred, 1 = second, 2 = tie / unparsable.
-    With ``swapped`` the images were shown in reverse order and the verdict is mapped back."""
-    p = pairwise_scores(text)
-    if not p.ok:
-        return Parsed(2, False, "fallback")
-    s1, s2 = p.value
-    pred = 0 if s1 > s2 else 1 if s1 < s2 else 2
-    if swapped and pred != 2:
-        pred = 1 - pred
-    return Parsed(pred, True)
-
-
-def mllm_pair(text: str) -> Parsed:
-    """MLLM-as-a-Judge pair: 'A' (first better), 'B', or 'C' (tie; also the fallback)."""
-    p = pairwise_scores(text)
-    if not p.ok:
-        return Parsed("C", False, "fallback")
-    s1, s2 = p.value
-    return Parsed("A" if s1 > s2 else "B" if s1 < s2 else "C", True)
-
-
-def mllm_score(text: str) -> Parsed:
-    """MLLM-as-a-Judge score: first ``<answer>N</answer>`` integer; unparsable -> -1."""
-    ints = answer_ints(text)
-    if not ints:
-        return Parsed(-1, False, "fallback")
-    return Parsed(ints[0], True)
-
-
-def mllm_batch(text: str, n_answers: Optional[int] = None) -> Parsed:
-    """MLLM-as-a-Judge batch: letters A, B, ... (one per parsed score) sorted by score
-    descending, ties broken by the later letter first (the reference script sorts
-    (score, letter) pairs in reverse). ``ok`` requires one score per answer when
-    ``n_answers`` is given."""
-    ints = answer_ints(text)
-    labels = string.ascii_uppercase[: len(ints)]
-    ranking = "".join(label for _, label in sorted(zip(ints, labels), reverse=True))
-    ok = bool(ints) and (n_answers is None or len(ints) == n_answers)
-    return Parsed(ranking, ok, "answer" if ok else "fallback")
-
-
-def genai_vote(text: str) -> Parsed:
-    """GenAI-Bench: first ``<answer>[[...]]</answer>`` -> a vote_type; no match -> 'none'."""
-    m = _BRACKET_ANSWER.search(text or "")
-    if not m:
-        return Parsed(GENAI_NONE, False, "fallback")
-    verdict = m.group(1)
-    if verdict in ("[[A>B]]", "[[B<A]]"):
-        return Parsed("leftvote", True)
-    if verdict in ("[[A<B]]", "[[B>A]]"):
-        return Parsed("rightvote", True)
-    if verdict == "[[A=B=Good]]":
-        return Parsed("tievote", True)
-    return Parsed("bothbad_vote", True)
-
-
 def answer_float(text: str, default: float) -> Parsed:
     """First ``<answer>X</answer>`` number as float; otherwise ``default`` (NISQA 3.0,
     SOMOS 3.0, VoxSim 3.5)."""
-    m = _FLOAT_ANSWER.search(text or "")
-    if not m:
+    xs = answer_floats(text)
+    if not xs:
         return Parsed(float(default), False, "fallback")
-    return Parsed(float(m.group(1)), True)
+    return Parsed(xs[0], True)
 
 
-def bvcc_mos(text: str) -> Parsed:
-    """BVCC: ``<answer>X</answer>``; else 'score/rating is|:|= X'; else the first bare
-    number 1-5; else 0.0. Only the first rule counts as parsed."""
-    text = text or ""
-    m = _FLOAT_ANSWER.search(text)
-    if m:
-        return Parsed(float(m.group(1)), True)
-    m = _SCORE_PHRASE.search(text)
-    if m:
-        return Parsed(float(m.group(1)), False, "score_phrase")
-    m = _BARE_MOS.search(text)
-    if m:
-        return Parsed(float(m.group(0)), False, "bare_number")
-    return Parsed(0.0, False, "fallback")
 
 
-PARSERS = {
-    "vlrb_better": vlrb_better,
-    "mj_pref": mj_pref,
-    "mllm_pair": mllm_pair,
-    "mllm_score": mllm_score,
-    "mllm_batch": mllm_batch,
-    "genai_vote": genai_vote,
-    "answer_float": answer_float,
-    "bvcc_mos": bvcc_mos,
-}
+def __getattr__(name: str):
+    # PARSERS / ANSWER_TAGS are the registry's (the benchmark modules import this module, so
+    # the tables are read off the registry on first use, not at import)
+    if name in ("PARSERS", "ANSWER_TAGS"):
+        from flex_tasks import benchmarks
 
-# How many <answer> tags each parser reads: 2 (one score per response), "per_answer" (one score
-# per answer of a batch) or 1. `flex-judge demo` uses it to say why an output did not parse.
-ANSWER_TAGS = {
-    "vlrb_better": 2,
-    "mj_pref": 2,
-    "mllm_pair": 2,
-    "mllm_score": 1,
-    "mllm_batch": "per_answer",
-    "genai_vote": 1,
-    "answer_float": 1,
-    "bvcc_mos": 1,
-}
+        parsers = benchmarks.parsers()
+        return {n: (p.fn if name == "PARSERS" else p.tags) for n, p in parsers.items()}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,13 +1,16 @@
 """The one protocol table: every per-task setting, read off ``protocols.json``.
 
 ``TASKS`` maps an lmms-eval task name to a :class:`TaskSpec`. Prompts, sampling, run count,
-order swaps, parse rule, metrics and data settings all come from here; the YAMLs under
-``yaml_tasks/`` are generated from this table (``python -m yaml_tasks.generate``).
+order swaps, parse rule, scale, metrics and data settings all come from here; the YAMLs under
+``yaml_tasks/`` are generated from this table (``python -m yaml_tasks.generate``). Each
+benchmark module of :mod:`flex_tasks.benchmarks` declares its own TaskSpecs from its
+protocols.json entry; this module holds the TaskSpec type and the tables read off the registry.
 """
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -67,6 +70,9 @@ class TaskSpec:
     modality: str = "vision"
     limit_mm: dict = field(default_factory=dict)
     report_kwargs: dict = field(default_factory=dict)  # for the benchmark module's report hook
+    # the protocol's answer scale (protocols.json `scale`); a parsed number outside it is a
+    # parse failure (flex_tasks.benchmarks.parse)
+    scale: Optional[tuple[float, float]] = None
 
     def seed(self, run: int) -> int:
         """Per-run sampling seed. Protocols that seed with k use k; MJ-Bench and the audio
@@ -103,109 +109,73 @@ class TaskSpec:
         return g
 
 
-def _sampling(bench: str) -> dict:
-    return protocols()[bench]["sampling"]
+def sampling(P: dict, bench: str) -> dict:
+    """The sampling settings of a protocols.json entry (``temperature``, ``top_p``, ...)."""
+    return P[bench]["sampling"]
 
 
-def _build() -> dict[str, TaskSpec]:
-    P = protocols()
-    specs: list[TaskSpec] = []
-
-    s = _sampling("vl_rewardbench")
-    specs.append(TaskSpec(
-        task="flex_vl_rewardbench", bench="vl_rewardbench", variant="test",
-        system=P["vl_rewardbench"]["system"], user=P["vl_rewardbench"]["user"],
-        temperature=s["temperature"], top_p=s["top_p"], max_tokens=s["max_tokens"], runs=s["runs"],
-        order="random_swap", parser="vlrb_better", parser_default=None,
-        headline=(("overall_acc", True), ("macro_acc", True)),
-        extra_metrics=(("general_acc", True), ("hallucination_acc", True), ("reasoning_acc", True),
-                       ("overall_acc_official", True), ("macro_acc_official", True)),
-        env="FLEX_VL_REWARDBENCH_PATH", hub=("MMInstruction/VL-RewardBench", None, "test"),
-        multi_run=True, limit_mm=P["vl_rewardbench"]["limit_mm_per_prompt"]))
-
-    s = _sampling("mj_bench")
-    for split in ("alignment", "safety", "quality"):
-        specs.append(TaskSpec(
-            task=f"flex_mj_bench_{split}", bench="mj_bench", variant=split,
-            system=P["mj_bench"]["system"][split], user=P["mj_bench"]["user_vl"],
-            temperature=s["temperature"], top_p=s["top_p"], max_tokens=s["max_tokens"], runs=s["runs"],
-            order="swap_odd_runs", parser="mj_pref", parser_default=None,
-            headline=(("acc_w_tie", True), ("acc_wo_tie", True)), extra_metrics=(),
-            env="FLEX_MJ_BENCH_PATH", hub=("MJ-Bench/MJ-Bench", None, split), image_size=336,
-            multi_run=True, group="flex_mj_bench", limit_mm=P["mj_bench"]["limit_mm_per_prompt"]))
-
-    g = P["genai_bench"]
-    s = g["sampling"]
-    video = {"fps": 1.0, "max_pixels": 224 * 224}
-    for variant, config, kind in (("image", "image_generation", "Image"), ("editing", "image_edition", "Image"),
-                                  ("video", "video_generation", "Video")):
-        if variant == "editing":
-            user = g["user_editing"]
-        else:
-            ph = "<|video_pad|>" if kind == "Video" else "<|image_pad|>"
-            user = g["user_image_or_video"].replace("{Image|Video}", kind).replace("{placeholder}", ph)
-        specs.append(TaskSpec(
-            task=f"flex_genai_bench_{variant}", bench="genai_bench", variant=config,
-            system=g["system"][variant], user=user,
-            temperature=s["temperature"], top_p=s["top_p"], max_tokens=s["max_tokens"], runs=s["runs"],
-            order=None, parser="genai_vote", parser_default=None,
-            headline=(("acc_mean", True), ("acc_majority", True)), extra_metrics=(),
-            env="FLEX_GENAI_BENCH_PATH", hub=("TIGER-Lab/GenAI-Bench", config, "test_v1"),
-            image_size=None if variant == "video" else 448, video=video if variant == "video" else None,
-            multi_run=True, group="flex_genai_bench", limit_mm=g["limit_mm_per_prompt"]))
-
-    m = P["mllm_as_a_judge"]
-    s = m["sampling"]
-    for variant, parser, headline, extra in (
-        ("score", "mllm_score", (("pearson", True),), (("pearson_as_released", True),)),
-        ("pair", "mllm_pair", (("acc_w_tie", True), ("acc_wo_tie", True)), ()),
-        ("batch", "mllm_batch", (("levenshtein", False),), (("levenshtein_as_released", False),)),
-    ):
-        user = m["user_batch"].split("\n\n... (")[0] if variant == "batch" else m[f"user_{variant}"]
-        specs.append(TaskSpec(
-            task=f"flex_mllm_judge_{variant}", bench="mllm_as_a_judge", variant=variant,
-            system=m["system"][variant], user=user,
-            temperature=s["temperature"], top_p=s["top_p"], max_tokens=s["max_tokens"], runs=s["runs"],
-            order=None, parser=parser, parser_default=None, headline=headline, extra_metrics=extra,
-            env="FLEX_MLLM_JUDGE_PATH", image_size=448,
-            stop=tuple(s["stop_score_split"]) if variant == "score" else ("<|im_end|>",),
-            include_stop_str_in_output=bool(s["include_stop_str_in_output"]),
-            multi_run=True, group="flex_mllm_judge", limit_mm={"image": 1}))
-
-    utt = (("lcc", True), ("srcc", True), ("mse", False))
-    sysl = (("sys_lcc", True), ("sys_srcc", True), ("sys_mse", False))
-    nisqa_sets = ("FOR", "LIVETALK", "P501")  # per-set values: breakdown.per_set (the paper reports pooled)
-    for bench, parser, default, headline, extra, kwargs, env in (
-        ("nisqa", "answer_float", 3.0, utt, (), {"per_set": nisqa_sets}, "FLEX_NISQA_PATH"),
-        ("bvcc", "bvcc_mos", None, utt + sysl, (), {"system_level": True}, "FLEX_BVCC_PATH"),
-        ("somos", "answer_float", 3.0, utt + sysl, (), {"system_level": True}, "FLEX_SOMOS_PATH"),
-        ("voxsim", "answer_float", 3.5, utt, (), {}, "FLEX_VOXSIM_PATH"),
-    ):
-        s = P[bench]["sampling"]
-        specs.append(TaskSpec(
-            task=f"flex_{bench}", bench=bench, variant="test", system=P[bench]["system"], user=P[bench]["user"],
-            temperature=s["temperature"], top_p=s["top_p"], max_tokens=s["max_tokens"], runs=1,
-            order=None, parser=parser, parser_default=default, headline=headline,
-            extra_metrics=extra, env=env, modality="audio",
-            limit_mm=P[bench].get("limit_mm_per_prompt", {"audio": 1}), report_kwargs=kwargs))
-    return {t.task: t for t in specs}
+def scale_of(entry: dict, variant: Optional[str] = None) -> Optional[tuple[float, float]]:
+    """A protocols.json entry's answer scale (``scale``: [lo, hi], or one per variant)."""
+    raw = entry.get("scale")
+    if isinstance(raw, dict):
+        raw = raw.get(variant)
+    return None if raw is None else (float(raw[0]), float(raw[1]))
 
 
-TASKS: dict[str, TaskSpec] = _build()
+class _Lazy(Mapping):
+    """A read-only table built from the benchmark registry on first use (the benchmark
+    modules import this module, so the registry cannot be read at its import)."""
 
-GROUPS: dict[str, list[str]] = {
-    "flex_mllm_judge": ["flex_mllm_judge_score", "flex_mllm_judge_pair", "flex_mllm_judge_batch"],
-    "flex_mj_bench": ["flex_mj_bench_alignment", "flex_mj_bench_safety", "flex_mj_bench_quality"],
-    "flex_genai_bench": ["flex_genai_bench_image", "flex_genai_bench_editing", "flex_genai_bench_video"],
-    "flex_vision": ["flex_mllm_judge", "flex_vl_rewardbench", "flex_mj_bench", "flex_genai_bench"],
-    "flex_audio": ["flex_nisqa", "flex_bvcc", "flex_somos", "flex_voxsim"],
-    "flex_all": ["flex_vision", "flex_audio"],
-}
+    def __init__(self, build):
+        self._build, self._table = build, None
+
+    def _t(self) -> dict:
+        if self._table is None:
+            self._table = self._build()
+        return self._table
+
+    def __getitem__(self, key):
+        return self._t()[key]
+
+    def __iter__(self):
+        return iter(self._t())
+
+    def __len__(self):
+        return len(self._t())
+
+    def __repr__(self):
+        return repr(self._t())
 
 
+def _tasks() -> dict[str, TaskSpec]:
+    from flex_tasks import benchmarks
+
+    specs = benchmarks.all_tasks()
+    table = {t.task: t for t in specs}
+    if len(table) != len(specs):
+        raise RuntimeError("flex_tasks.benchmarks: two benchmarks declare the same task name")
+    return table
+
+
+def _groups() -> dict[str, list[str]]:
+    from flex_tasks import benchmarks
+
+    return benchmarks.groups()
+
+
+def _group_aggregates() -> dict[str, tuple[str, ...]]:
+    from flex_tasks import benchmarks
+
+    return benchmarks.group_aggregates()
+
+
+# task -> TaskSpec, every benchmark's tasks in registry order
+TASKS: Mapping[str, TaskSpec] = _Lazy(_tasks)
+# lmms-eval group -> member tasks / groups: the benchmarks' groups, the suites, flex_all
+GROUPS: Mapping[str, list[str]] = _Lazy(_groups)
 # Groups whose paper table has an overall column: lmms-eval computes it from the members'
-# values (aggregate_metric_list), unweighted as the paper does (GenAI-Bench "overall").
-GROUP_AGGREGATES: dict[str, tuple[str, ...]] = {"flex_genai_bench": ("acc_mean", "acc_majority")}
+# values (aggregate_metric_list), unweighted as the paper does.
+GROUP_AGGREGATES: Mapping[str, tuple[str, ...]] = _Lazy(_group_aggregates)
 
 
 def get(task: str) -> TaskSpec:

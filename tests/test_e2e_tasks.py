@@ -45,17 +45,21 @@ HEAD = {
     "flex_bvcc": ["lcc", "srcc", "mse", "sys_lcc", "sys_srcc", "sys_mse"],
     "flex_somos": ["lcc", "srcc", "mse", "sys_lcc", "sys_srcc", "sys_mse"],
     "flex_voxsim": ["lcc", "srcc"],
+    "flex_multimodal_rewardbench": ["overall_acc", "macro_acc"],  # not in the paper: its own run below
 }
 EXTRA = {
     "flex_vl_rewardbench": ["general_acc", "hallucination_acc", "reasoning_acc"],
+    "flex_multimodal_rewardbench": ["correctness_acc", "preference_acc", "knowledge_acc", "reasoning_math_acc",
+                                    "reasoning_coding_acc", "safety_bias_acc", "safety_toxicity_acc", "vqa_acc"],
 }
 COMMON = ["parse_failure_rate"]
 DETAILS = ["n_items", "n_runs", "parse_failures", "bootstrap_seed", "bootstrap_iters", "breakdown"]
 ITEMS = {"flex_vl_rewardbench": 6, "flex_mj_bench_alignment": 4, "flex_mj_bench_safety": 4, "flex_mj_bench_quality": 4,
          "flex_genai_bench_image": 4, "flex_genai_bench_editing": 4, "flex_genai_bench_video": 3,
          "flex_mllm_judge_score": 5, "flex_mllm_judge_pair": 4, "flex_mllm_judge_batch": 3,
-         "flex_nisqa": 9, "flex_bvcc": 6, "flex_somos": 6, "flex_voxsim": 4}
-VISION = [t for t in HEAD if not t.startswith(("flex_nisqa", "flex_bvcc", "flex_somos", "flex_voxsim"))]
+         "flex_nisqa": 9, "flex_bvcc": 6, "flex_somos": 6, "flex_voxsim": 4, "flex_multimodal_rewardbench": 9}
+BEYOND = ["flex_multimodal_rewardbench"]  # group flex_beyond_paper
+VISION = [t for t in HEAD if not t.startswith(("flex_nisqa", "flex_bvcc", "flex_somos", "flex_voxsim")) and t not in BEYOND]
 AUDIO = ["flex_nisqa", "flex_bvcc", "flex_somos", "flex_voxsim"]
 
 PAIR = re.compile(r"<answer>(\d+)</answer>")
@@ -64,13 +68,18 @@ VERDICT = re.compile(r"<answer>(\[\[.*?\]\])</answer>")
 
 
 def independent_ok(task: str, text: str) -> bool:
-    if task.startswith(("flex_vl_", "flex_mj_")) or task == "flex_mllm_judge_pair":
-        return len(PAIR.findall(text)) >= 2
+    """Parsed = the answer tags are there and their numbers lie on the system prompt's scale
+    ('Score assistants 1-10', '1-5', 'from 1.0 to 5.0')."""
+    if task.startswith(("flex_vl_", "flex_mj_", "flex_multimodal_")) or task == "flex_mllm_judge_pair":
+        ints = [int(x) for x in PAIR.findall(text)]
+        return len(ints) >= 2 and all(1 <= x <= 10 for x in ints[:2])
     if task == "flex_mllm_judge_score":
-        return len(PAIR.findall(text)) >= 1
+        ints = [int(x) for x in PAIR.findall(text)]
+        return len(ints) >= 1 and 1 <= ints[0] <= 5
     if task.startswith("flex_genai"):
         return VERDICT.search(text) is not None
-    return FLOAT.search(text) is not None
+    m = FLOAT.search(text)
+    return m is not None and 1.0 <= float(m.group(1)) <= 5.0
 
 
 def run_cli(model_dir: Path, group: str, tasks: list[str], backend: str, out: Path, runs: int) -> tuple[dict, dict]:
@@ -153,6 +162,21 @@ def printed_rows(results: dict) -> collections.Counter:
 
     table = make_table(copy.deepcopy(results))  # it pops the aliases
     return collections.Counter(line.split("|")[1].strip().lstrip("- ") for line in table.splitlines()[2:])
+
+
+@pytest.fixture(scope="module")
+def beyond(tiny_vl, tmp_path_factory):
+    base = tmp_path_factory.mktemp("e2e_beyond")
+    return run_cli(tiny_vl, "flex_beyond_paper", BEYOND, BACKEND, base / "run0", 2)
+
+
+def test_beyond_paper_task_end_to_end(beyond):
+    """Multimodal RewardBench (both orders = 2 runs) through the real lmms-eval CLI."""
+    results, samples = beyond
+    _check("flex_multimodal_rewardbench", results, samples, 2)
+    recs = [r["overall_acc"] for r in samples["flex_multimodal_rewardbench"]]  # the record, under the first metric
+    assert [(x["item"], x["run"], x["swap"]) for x in recs[:2]] == [(0, 0, False), (0, 1, True)]
+    assert printed_rows(results)["flex_multimodal_rewardbench"] == 13
 
 
 @pytest.mark.parametrize("task", VISION + AUDIO)

@@ -80,6 +80,9 @@ def test_paper_rows_are_protocols_json():
     paper = protocols()["paper_results_v4"]
     board_rows = {s.key: LB._paper_rows(s) for s in LB.SECTIONS}
     for key, rows in board_rows.items():
+        if key not in paper:  # a benchmark the paper does not report: no paper rows
+            assert rows == []
+            continue
         table = paper[key]
         for row in rows:
             name = row["label"].removesuffix(" (paper)")

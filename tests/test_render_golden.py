@@ -66,6 +66,8 @@ def _cases():
     yield "mllm_as_a_judge/score", m["system"]["score"], m["user_score"], ""
     batch = m["user_batch"].split("\n\n... (")[0]  # the note after the blocks is not prompt text
     yield "mllm_as_a_judge/batch", m["system"]["batch"], batch, ""
+    # not in the paper: flex-judge's protocol, VL-RewardBench's prompt strings
+    yield "multimodal_rewardbench", s["multimodal_rewardbench"]["system"], s["multimodal_rewardbench"]["user"], ""
     for bench in ("nisqa", "somos", "voxsim", "bvcc"):
         yield bench, s[bench]["system"], s[bench]["user"], ""
     for name in ("judgelm", "pandalm"):

@@ -22,9 +22,9 @@ def _fixtures(monkeypatch):
 
 
 def expected_user(task: str, doc: dict) -> str:
-    if task == "flex_vl_rewardbench":
+    if task in ("flex_vl_rewardbench", "flex_multimodal_rewardbench"):  # the latter reuses the former's template
         a1, a2 = (doc["answer1"], doc["answer0"]) if doc["flex_swap"] else (doc["answer0"], doc["answer1"])
-        return P["vl_rewardbench"]["user"].replace("{query}", doc["query"]).replace("{answer1}", a1).replace("{answer2}", a2)
+        return P[task.removeprefix("flex_")]["user"].replace("{query}", doc["query"]).replace("{answer1}", a1).replace("{answer2}", a2)
     if task.startswith("flex_mj_bench"):
         return P["mj_bench"]["user_vl"].replace("{caption}", doc["caption"])
     if task == "flex_genai_bench_editing":

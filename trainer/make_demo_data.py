@@ -89,10 +89,10 @@ def format_row(spec, rng: random.Random) -> dict:
 
 def make_format_rows(per_task: int = 12, seed: int = 0) -> list[dict]:
     """`per_task` rows for every flex task, interleaved task by task; the same seed gives the same rows."""
-    from flex_tasks.protocol import TASKS
+    from flex_tasks import benchmarks
 
     rng = random.Random(seed)
-    blocks = [[format_row(spec, rng) for _ in range(per_task)] for spec in TASKS.values()]
+    blocks = [[format_row(spec, rng) for _ in range(per_task)] for spec in benchmarks.demo_tasks()]
     return [block[i] for i in range(per_task) for block in blocks]
 
 

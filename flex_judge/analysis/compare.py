@@ -28,12 +28,9 @@ from typing import Optional
 import numpy as np
 
 from flex_judge.analysis.runs import Run, RunError, json_safe, load_runs, protocol_deviations, swap_flags
+from flex_tasks import benchmarks
 from flex_tasks import metrics as M
 from flex_tasks.protocol import TASKS
-
-VERDICT_PARSERS = {"vlrb_better", "mj_pref", "mllm_pair", "genai_vote"}
-SCORE_PARSERS = {"mllm_score", "answer_float", "bvcc_mos"}
-RANKING_PARSERS = {"mllm_batch"}
 
 
 class CompareError(RunError):
@@ -41,12 +38,12 @@ class CompareError(RunError):
 
 
 def task_kind(task: str) -> str:
-    p = TASKS[task].parser
-    return "verdict" if p in VERDICT_PARSERS else "score" if p in SCORE_PARSERS else "ranking"
+    """"verdict" | "score" | "ranking": what the task's parser returns (its benchmark module says)."""
+    return benchmarks.parser_of(TASKS[task]).kind
 
 
 def verdict_label(rec: dict) -> str:
-    """A pairwise verdict as a category label; VL-RewardBench's None (tie/unparsed) -> 'none'."""
+    """A pairwise verdict as a category label; a None verdict (tie/unparsed) -> 'none'."""
     return "none" if rec["pred"] is None else str(rec["pred"])
 
 

@@ -16,67 +16,17 @@ import csv
 import json
 import math
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 from flex_judge.analysis.runs import Run, RunError, json_safe, load_runs, protocol_deviations
+from flex_tasks.benchmarks import Column, Section, leaderboard_sections
 from flex_tasks.protocol import protocols
 
 
-@dataclass(frozen=True)
-class Column:
-    name: str  # the paper's column name (paper_results_v4 "columns")
-    task: str
-    metric: str
-    second: Optional[str] = None  # audio cells hold (LCC, SRCC)
-    # the metric computed the way the paper's numbers were (used when paper rows are printed)
-    as_released: Optional[str] = None
-
-
-@dataclass(frozen=True)
-class Section:
-    key: str  # paper_results_v4 key
-    title: str
-    columns: tuple[Column, ...]
-    scale: float = 1.0  # the paper prints accuracies in percent
-    mean_column: Optional[str] = None  # a column that is the mean of the others (GenAI-Bench overall)
-    majority: bool = False  # GenAI-Bench: also a '<row>_majority' line (acc_majority)
-
-
-def _mj(split: str, name: str) -> tuple[Column, Column]:
-    t = f"flex_mj_bench_{split}"
-    return Column(f"{name}_w_tie", t, "acc_w_tie"), Column(f"{name}_wo_tie", t, "acc_wo_tie")
-
-
-SECTIONS: tuple[Section, ...] = (
-    Section("mllm_as_a_judge_avg", "MLLM-as-a-Judge (score: Pearson; pair: accuracy; batch: norm. Levenshtein, lower is better)", (
-        Column("score_pearson", "flex_mllm_judge_score", "pearson", as_released="pearson_as_released"),
-        Column("pair_w_tie", "flex_mllm_judge_pair", "acc_w_tie"),
-        Column("pair_wo_tie", "flex_mllm_judge_pair", "acc_wo_tie"),
-        Column("batch_levenshtein(lower better)", "flex_mllm_judge_batch", "levenshtein",
-               as_released="levenshtein_as_released"))),
-    Section("vl_rewardbench", "VL-RewardBench (accuracy, %)", (
-        Column("general", "flex_vl_rewardbench", "general_acc"),
-        Column("hallucination", "flex_vl_rewardbench", "hallucination_acc"),
-        Column("reasoning", "flex_vl_rewardbench", "reasoning_acc"),
-        Column("overall", "flex_vl_rewardbench", "overall_acc"),
-        Column("macro", "flex_vl_rewardbench", "macro_acc")), scale=100.0),
-    Section("mj_bench", "MJ-Bench (accuracy, %; artifact = the 'quality' split)",
-            (*_mj("alignment", "alignment"), *_mj("safety", "safety"), *_mj("quality", "artifact")), scale=100.0),
-    Section("genai_bench", "GenAI-Bench (accuracy, %; mean over runs, and majority vote over runs)", (
-        Column("image_gen", "flex_genai_bench_image", "acc_mean"),
-        Column("image_edit", "flex_genai_bench_editing", "acc_mean"),
-        Column("video_gen", "flex_genai_bench_video", "acc_mean"),
-        Column("overall", "", "")), scale=100.0, mean_column="overall", majority=True),
-    Section("audio_lcc_srcc", "Audio (LCC / SRCC)", (
-        Column("nisqa_utt", "flex_nisqa", "lcc", "srcc"),
-        Column("bvcc_utt", "flex_bvcc", "lcc", "srcc"),
-        Column("bvcc_sys", "flex_bvcc", "sys_lcc", "sys_srcc"),
-        Column("somos_utt", "flex_somos", "lcc", "srcc"),
-        Column("somos_sys", "flex_somos", "sys_lcc", "sys_srcc"),
-        Column("voxsim_utt", "flex_voxsim", "lcc", "srcc"))),
-)
+# The tables, their columns and the paper-row keys: each benchmark module declares its own
+# (flex_tasks.benchmarks: Benchmark.leaderboard); a key not in paper_results_v4 has no paper rows.
+SECTIONS: tuple[Section, ...] = leaderboard_sections()
 
 
 def _f(v) -> Optional[float]:

@@ -15,7 +15,6 @@ text and the same verdict. Each call's requests go to the engine in one batch.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -28,17 +27,12 @@ from flex_tasks.record import Record
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm"}
 AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg"}
-# What each verb accepts (task names; the "flex_" prefix may be left out).
-COMPARE_TASKS = ("flex_vl_rewardbench", "flex_mllm_judge_pair")  # two text responses
-COMPARE_MEDIA_TASKS = ("flex_mj_bench_alignment", "flex_mj_bench_safety", "flex_mj_bench_quality",
-                       "flex_genai_bench_image", "flex_genai_bench_video")  # two images / videos
-SCORE_TASKS = ("flex_mllm_judge_score", "flex_nisqa", "flex_bvcc", "flex_somos")
-RANK_TASKS = ("flex_mllm_judge_batch",)
-_WINNER = {"vlrb_better": {0: "A", 1: "B", None: "tie"}, "mllm_pair": {"A": "A", "B": "B", "C": "tie"},
-           "mj_pref": {0: "A", 1: "B", 2: "tie"},
-           "genai_vote": {"leftvote": "A", "rightvote": "B", "tievote": "tie", "bothbad_vote": "both_bad"}}
-_RANKING = {"mllm_batch"}  # parsers whose value is a ranking; the others' values are scores
-_THINK = re.compile(r"<think>(.*?)(?:</think>|$)", re.DOTALL)
+# What each verb accepts (task names; the "flex_" prefix may be left out), as the benchmark
+# modules declare it (flex_tasks.benchmarks: Benchmark.api); the first is the verb's default.
+COMPARE_TASKS = benchmarks.api_tasks("compare")  # two text responses
+COMPARE_MEDIA_TASKS = benchmarks.api_tasks("compare_media")  # two images / videos
+SCORE_TASKS = benchmarks.api_tasks("score")
+RANK_TASKS = benchmarks.api_tasks("rank")
 
 
 class JudgeInputError(ValueError):
@@ -70,8 +64,7 @@ class JudgeRequest:
 
 def task_name(protocol: str, allowed: Sequence[str]) -> str:
     name = protocol if protocol.startswith("flex_") else f"flex_{protocol}"
-    if name.startswith("flex_mllm_") and not name.startswith("flex_mllm_judge_"):
-        name = name.replace("flex_mllm_", "flex_mllm_judge_")  # mllm_score -> flex_mllm_judge_score
+    name = benchmarks.aliases().get(name, name)  # a benchmark's short names (Benchmark.aliases)
     if name not in allowed:
         short = ", ".join(a.removeprefix("flex_") for a in allowed)
         raise JudgeInputError(f"protocol {protocol!r} is not available here; allowed: {short}")
@@ -136,13 +129,6 @@ def build_messages(spec: TaskSpec, doc: dict, media: Sequence) -> list:
             {"role": "user", "content": content}]
 
 
-def _reasoning(text: str) -> str:
-    m = _THINK.search(text or "")
-    if m:
-        return m.group(1).strip()
-    return (text or "").split("<answer>")[0].strip()
-
-
 class Judge:
     """A Flex-Judge checkpoint behind the `flex` lmms-eval model's own machinery."""
 
@@ -172,22 +158,22 @@ class Judge:
         return JudgeRequest(spec, doc, build_messages(spec, doc, as_list(media, "media")), dict(gen_kwargs or {}))
 
     def compare_request(self, question: str, response_a: str, response_b: str, images: Sequence = (), *,
-                        protocol: str = "vl_rewardbench", run: int = 0, gen_kwargs: Optional[dict] = None) -> JudgeRequest:
-        task = task_name(protocol, COMPARE_TASKS)
+                        protocol: Optional[str] = None, run: int = 0, gen_kwargs: Optional[dict] = None) -> JudgeRequest:
+        task = task_name(protocol or COMPARE_TASKS[0], COMPARE_TASKS)
         fields = benchmarks.of(TASKS[task]).compare_fields(question, response_a, response_b)
         return self.request(task, fields, as_list(images, "images"), run=run, gen_kwargs=gen_kwargs)
 
-    def compare_media_request(self, prompt: str, a, b, *, protocol: str = "mj_bench_alignment", run: int = 0,
+    def compare_media_request(self, prompt: str, a, b, *, protocol: Optional[str] = None, run: int = 0,
                               swap: bool = False, gen_kwargs: Optional[dict] = None) -> JudgeRequest:
         """``swap`` shows b first (MJ-Bench's odd runs); the verdict is mapped back, so
         winner "A" always means ``a``."""
-        task = task_name(protocol, COMPARE_MEDIA_TASKS)
+        task = task_name(protocol or COMPARE_MEDIA_TASKS[0], COMPARE_MEDIA_TASKS)
         return self.request(task, {"caption": prompt, "prompt": prompt}, [b, a] if swap else [a, b], run=run, swap=swap,
                             gen_kwargs=gen_kwargs)
 
     def score_request(self, question: str = "", response: str = "", media: Sequence = (), *,
-                      protocol: str = "mllm_score", run: int = 0, gen_kwargs: Optional[dict] = None) -> JudgeRequest:
-        task = task_name(protocol, SCORE_TASKS)
+                      protocol: Optional[str] = None, run: int = 0, gen_kwargs: Optional[dict] = None) -> JudgeRequest:
+        task = task_name(protocol or SCORE_TASKS[0], SCORE_TASKS)
         return self.request(task, {"instruction": question, "answer": response}, as_list(media, "media"), run=run,
                             gen_kwargs=gen_kwargs)
 
@@ -213,11 +199,11 @@ class Judge:
     def _verdict(self, r: JudgeRequest, text: str) -> Verdict:
         rec = make_record(r.spec, r.doc, text)
         v = Verdict(task=r.spec.task, text=text, ok=rec.ok, how=rec.how, value=rec.pred,
-                    reasoning=_reasoning(text), scores=[float(x) for x in parsing._FLOAT_ANSWER.findall(text or "")],
-                    record=rec)
-        if r.spec.parser in _WINNER:
-            v.winner = _WINNER[r.spec.parser].get(rec.pred) if rec.ok else None
-        elif r.spec.parser in _RANKING:
+                    reasoning=parsing.reasoning_of(text), scores=parsing.answer_floats(text), record=rec)
+        parser = benchmarks.parser_of(r.spec)  # what the value is: the benchmark module says
+        if parser.kind == "verdict":
+            v.winner = parser.winner.get(rec.pred) if rec.ok else None
+        elif parser.kind == "ranking":
             v.ranking = rec.pred if rec.ok else None
         else:
             v.score = float(rec.pred) if rec.ok else None
@@ -233,7 +219,7 @@ class Judge:
         return self.run([self.compare_media_request(prompt, a, b, **kw)])[0]
 
     def score(self, question: str = "", response: str = "", media: Sequence = (), **kw) -> Verdict:
-        """Single-answer score (MLLM-as-a-Judge 1-5) or audio quality (protocol='nisqa'|'bvcc'|'somos')."""
+        """Single-answer score (MLLM-as-a-Judge 1-5) or audio quality (``protocol`` one of SCORE_TASKS)."""
         return self.run([self.score_request(question, response, media, **kw)])[0]
 
     def rank(self, question: str, responses: Sequence[str], images: Sequence = (), **kw) -> Verdict:

@@ -23,7 +23,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from flex_judge.judging.api import COMPARE_TASKS, SCORE_TASKS
 from flex_judge.judging.items import (
+    DEFAULT_PROTOCOL,
     MODES,
     RowError,
     Settings,
@@ -188,8 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="output JSONL (default: <input>.judged.jsonl); reruns resume it")
     g = p.add_argument_group("protocol")
     g.add_argument("--mode", choices=("auto", *MODES), default="auto", help="item mode (auto: from each row's fields)")
-    g.add_argument("--pair-protocol", default="mllm_judge_pair", help="mllm_judge_pair (default) | vl_rewardbench")
-    g.add_argument("--score-protocol", default="mllm_judge_score", help="mllm_judge_score (default) | nisqa | bvcc | somos")
+    for mode, allowed in (("pair", COMPARE_TASKS), ("score", SCORE_TASKS)):  # the benchmark registry's
+        default = DEFAULT_PROTOCOL[mode].removeprefix("flex_")
+        others = [t.removeprefix("flex_") for t in allowed if t != DEFAULT_PROTOCOL[mode]]
+        g.add_argument(f"--{mode}-protocol", default=default, help=" | ".join([f"{default} (default)", *others]))
     g.add_argument("--template", type=Path, help="JSON/YAML {system, user[, mode]} replacing the protocol prompt")
     g.add_argument("--samples", type=int, help="samples per item (default: the protocol's runs, 3); "
                                                "pair: sign majority, score: mean, batch: mean scores")
@@ -225,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings(samples=a.samples, both_orders=a.both_orders,
                             protocols={"pair": protocol_for("pair", a.pair_protocol),
                                        "score": protocol_for("score", a.score_protocol),
-                                       "batch": protocol_for("batch", "mllm_judge_batch")},
+                                       "batch": protocol_for("batch", DEFAULT_PROTOCOL["batch"])},
                             template=Template.load(a.template) if a.template else None)
         model_args = parse_kv(a.model_args, "--model-args")
         read_items(a.input, a.mode)  # fail on a missing input before any weights load

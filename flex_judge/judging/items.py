@@ -17,12 +17,15 @@ import string
 from pathlib import Path
 from typing import Any, Optional
 
-from flex_judge.judging.api import COMPARE_TASKS, SCORE_TASKS, Judge, JudgeInputError, JudgeRequest, _load, task_name
-from flex_tasks import metrics, parsing, prompts
+from flex_judge.judging.api import (COMPARE_TASKS, RANK_TASKS, SCORE_TASKS, Judge, JudgeInputError, JudgeRequest, _load,
+                                    task_name)
+from flex_tasks import benchmarks, metrics, parsing, prompts
 from flex_tasks.protocol import TASKS, TaskSpec
 
-MODES = ("pair", "score", "batch")
-DEFAULT_PROTOCOL = {"pair": "flex_mllm_judge_pair", "score": "flex_mllm_judge_score", "batch": "flex_mllm_judge_batch"}
+MODES = benchmarks.JUDGE_MODES
+# mode -> the task it uses unless --pair-protocol / --score-protocol say otherwise (the benchmark
+# modules declare it: Benchmark.judge_defaults)
+DEFAULT_PROTOCOL = benchmarks.judge_defaults()
 MEDIA_KEYS = ("images", "videos", "audios")
 _FLIP = {"A": "B", "B": "A", "tie": "tie", None: None}
 _GOLD_PAIR = {"a": "A", "b": "B", "tie": "tie", "c": "tie", "1": "A", "2": "B"}
@@ -77,7 +80,7 @@ class Settings:
 
 
 def protocol_for(mode: str, name: str) -> str:
-    allowed = {"pair": COMPARE_TASKS, "score": SCORE_TASKS, "batch": (DEFAULT_PROTOCOL["batch"],)}[mode]
+    allowed = {"pair": COMPARE_TASKS, "score": SCORE_TASKS, "batch": RANK_TASKS}[mode]
     return task_name(name, allowed)
 
 

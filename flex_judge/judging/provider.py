@@ -47,9 +47,10 @@ DEFAULT_URL = "http://127.0.0.1:8000/v1"
 def flex_system_prompt() -> str:
     """The opening every Flex-Judge protocol system prompt shares (how to reason and answer),
     without the benchmark-specific instructions that follow it."""
+    from flex_tasks import benchmarks
     from flex_tasks.protocol import TASKS
 
-    return TASKS["flex_mllm_judge_pair"].system.split(" Now the user asks")[0]
+    return TASKS[benchmarks.judge_defaults()["pair"]].system.split(" Now the user asks")[0]
 
 
 def system_prompt() -> Optional[str]:
@@ -66,9 +67,10 @@ def max_tokens(task_max: Optional[int]) -> int:
             return int(v)
         except ValueError:
             raise ValueError(f"{MAX_TOKENS_ENV}={v!r}: expected an integer") from None
+    from flex_tasks import benchmarks
     from flex_tasks.protocol import TASKS
 
-    return max(int(task_max or 0), TASKS["flex_mllm_judge_pair"].max_tokens)
+    return max(int(task_max or 0), TASKS[benchmarks.judge_defaults()["pair"]].max_tokens)
 
 
 def auth_headers() -> dict:

@@ -2,7 +2,11 @@
 parsed by the protocol's parser (with its fallback value, counted as a parse failure)."""
 from pathlib import Path
 
-from flex_tasks.benchmarks import Benchmark
+import re
+
+from flex_tasks.benchmarks import Benchmark, Parser
+from flex_tasks.benchmarks._audio import SYSTEM, UTTERANCE, audio_task, section
+from flex_tasks.parsing import Parsed, answer_floats
 from flex_tasks.benchmarks._demo_text import mos_example
 from flex_tasks.benchmarks import _fixture_media as fx
 from flex_tasks.reports import mos_report
@@ -39,4 +43,32 @@ def write_fixtures(root: Path):
     fx.write_text(data / "mydata_system.csv", "\n".join(sys_lines) + "\n")
 
 
-BENCHMARK = Benchmark("bvcc", load=load, report=mos_report, write_fixtures=write_fixtures, demo_example=mos_example)
+_SCORE_PHRASE = re.compile(r"(?:score|rating)(?:\s+is|\s*[:=]\s*)?\s*(\d+\.?\d*)", re.IGNORECASE)
+_BARE_MOS = re.compile(r"\b[1-5](?:\.\d*)?\b")
+
+
+def bvcc_mos(text: str) -> Parsed:
+    """BVCC: ``<answer>X</answer>``; else 'score/rating is|:|= X'; else the first bare
+    number 1-5; else 0.0. Only the first rule counts as parsed."""
+    text = text or ""
+    xs = answer_floats(text)
+    if xs:
+        return Parsed(xs[0], True)
+    m = _SCORE_PHRASE.search(text)
+    if m:
+        return Parsed(float(m.group(1)), False, "score_phrase")
+    m = _BARE_MOS.search(text)
+    if m:
+        return Parsed(float(m.group(0)), False, "bare_number")
+    return Parsed(0.0, False, "fallback")
+
+
+def tasks(P):
+    return [audio_task(P, "bvcc", parser="bvcc_mos", default=None, headline=UTTERANCE + SYSTEM, env="FLEX_BVCC_PATH",
+                       report_kwargs={"system_level": True})]
+
+
+BENCHMARK = Benchmark("bvcc", tasks=tasks, parsers={"bvcc_mos": Parser(bvcc_mos, "score", 1, numbers=answer_floats)},
+                      api={"score": ("flex_bvcc",)},
+                      leaderboard=section(("bvcc_utt", "flex_bvcc", "lcc", "srcc"), ("bvcc_sys", "flex_bvcc", "sys_lcc", "sys_srcc")),
+                      load=load, report=mos_report, write_fixtures=write_fixtures, demo_example=mos_example)

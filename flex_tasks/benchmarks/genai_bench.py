@@ -6,7 +6,11 @@ import numpy as np
 
 from flex_tasks import metrics as M
 from flex_tasks.reports import NAN, bootstrap_ci, common_details, first_record, item_run_matrix, quiet, record_grid, runwise_mean
-from flex_tasks.benchmarks import Benchmark
+import re
+
+from flex_tasks.benchmarks import Benchmark, Column, Parser, Section
+from flex_tasks.parsing import Parsed
+from flex_tasks.protocol import TaskSpec, sampling
 from flex_tasks.benchmarks import _demo_text as dt
 from flex_tasks.benchmarks import _fixture_media as fx
 from flex_tasks.data import HUB, DataError, existing, load_hub_copy, require_columns, source_dataset, text_rows
@@ -21,6 +25,26 @@ def fields(spec, doc) -> dict:
 
 
 VOTES = ("leftvote", "rightvote", "tievote", "bothbad_vote")
+NONE = "none"
+# the first <answer>[[...]]</answer> (the released script's pattern)
+_BRACKET_ANSWER = re.compile(r"<answer>(\[\[.*?\]\])</answer>")
+
+
+def genai_vote(text: str) -> Parsed:
+    """GenAI-Bench: first ``<answer>[[...]]</answer>`` -> a vote_type; no match -> 'none'."""
+    m = _BRACKET_ANSWER.search(text or "")
+    if not m:
+        return Parsed(NONE, False, "fallback")
+    verdict = m.group(1)
+    if verdict in ("[[A>B]]", "[[B<A]]"):
+        return Parsed("leftvote", True)
+    if verdict in ("[[A<B]]", "[[B>A]]"):
+        return Parsed("rightvote", True)
+    if verdict == "[[A=B=Good]]":
+        return Parsed("tievote", True)
+    return Parsed("bothbad_vote", True)
+
+
 
 
 def load(spec, source) -> list[dict]:
@@ -143,5 +167,46 @@ def demo_example(rng, spec):
     return {"prompt": target}, [f"{kind}: {da}", f"{kind}: {db}"], why, f"<answer>{verdict}</answer>"
 
 
-BENCHMARK = Benchmark("genai_bench", load=load, fields=fields, report=report, write_fixtures=write_fixtures,
+# variant (task suffix) -> (hub config, media kind)
+VARIANTS = {"image": ("image_generation", "Image"), "editing": ("image_edition", "Image"), "video": ("video_generation", "Video")}
+VIDEO = {"fps": 1.0, "max_pixels": 224 * 224}
+
+
+def tasks(P):
+    g = P["genai_bench"]
+    s = sampling(P, "genai_bench")
+    out = []
+    for variant, (config, kind) in VARIANTS.items():
+        if variant == "editing":
+            user = g["user_editing"]
+        else:  # the protocol's one template for both, with its {Image|Video} and {placeholder} slots filled
+            ph = "<|video_pad|>" if kind == "Video" else "<|image_pad|>"
+            user = g["user_image_or_video"].replace("{Image|Video}", kind).replace("{placeholder}", ph)
+        out.append(TaskSpec(
+            task=f"flex_genai_bench_{variant}", bench="genai_bench", variant=config,
+            system=g["system"][variant], user=user,
+            temperature=s["temperature"], top_p=s["top_p"], max_tokens=s["max_tokens"], runs=s["runs"],
+            order=None, parser="genai_vote", parser_default=None,
+            headline=(("acc_mean", True), ("acc_majority", True)), extra_metrics=(),
+            env="FLEX_GENAI_BENCH_PATH", hub=("TIGER-Lab/GenAI-Bench", config, "test_v1"),
+            image_size=None if variant == "video" else 448, video=VIDEO if variant == "video" else None,
+            multi_run=True, group="flex_genai_bench", limit_mm=g["limit_mm_per_prompt"]))
+    return out
+
+
+TASK_NAMES = tuple(f"flex_genai_bench_{v}" for v in VARIANTS)
+LEADERBOARD = (Section("genai_bench", "GenAI-Bench (accuracy, %; mean over runs, and majority vote over runs)", (
+    Column("image_gen", "flex_genai_bench_image", "acc_mean"),
+    Column("image_edit", "flex_genai_bench_editing", "acc_mean"),
+    Column("video_gen", "flex_genai_bench_video", "acc_mean"),
+    Column("overall", "", "")), scale=100.0, mean_column="overall", majority=True),)
+WINNER = {"leftvote": "A", "rightvote": "B", "tievote": "tie", "bothbad_vote": "both_bad"}
+
+BENCHMARK = Benchmark("genai_bench", tasks=tasks,
+                      parsers={"genai_vote": Parser(genai_vote, "verdict", 1, numbers=lambda text: [], winner=WINNER)},
+                      groups={"flex_genai_bench": TASK_NAMES},
+                      # the paper's overall column: lmms-eval's unweighted mean over the members
+                      group_aggregates={"flex_genai_bench": ("acc_mean", "acc_majority")},
+                      api={"compare_media": ("flex_genai_bench_image", "flex_genai_bench_video")},
+                      leaderboard=LEADERBOARD, load=load, fields=fields, report=report, write_fixtures=write_fixtures,
                       demo_example=demo_example)

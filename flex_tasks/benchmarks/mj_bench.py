@@ -6,11 +6,14 @@ import numpy as np
 
 from flex_tasks import metrics as M
 from flex_tasks.reports import bootstrap_ci, common_details, first_record, item_run_matrix, quiet, record_grid, runwise_mean
-from flex_tasks.benchmarks import Benchmark
+from flex_tasks.benchmarks import Benchmark, Column, Parser, Section
 from flex_tasks.benchmarks import _demo_text as dt
 from flex_tasks.benchmarks import _fixture_media as fx
 from flex_tasks.data import DataError, require_columns, source_dataset, text_rows
-from flex_tasks.parsing import PARSERS
+from flex_tasks.parsing import Parsed, pairwise_scores
+from flex_tasks.protocol import TaskSpec, sampling, scale_of
+
+SPLITS = ("alignment", "safety", "quality")
 
 
 def fields(spec, doc) -> dict:
@@ -21,8 +24,21 @@ def media_order(spec, doc, refs: list) -> list:
     return refs[::-1] if doc["flex_swap"] else refs
 
 
+def mj_pref(text: str, swapped: bool = False) -> Parsed:
+    """MJ-Bench: 0 = first image (image0) preferred, 1 = second, 2 = tie / unparsable.
+    With ``swapped`` the images were shown in reverse order and the verdict is mapped back."""
+    p = pairwise_scores(text)
+    if not p.ok:
+        return Parsed(2, False, "fallback")
+    s1, s2 = p.value
+    pred = 0 if s1 > s2 else 1 if s1 < s2 else 2
+    if swapped and pred != 2:
+        pred = 1 - pred
+    return Parsed(pred, True)
+
+
 def parse(spec, doc, text: str):
-    return PARSERS["mj_pref"](text, swapped=bool(doc["flex_swap"]))
+    return mj_pref(text, swapped=bool(doc["flex_swap"]))
 
 
 def load(spec, source) -> list[dict]:
@@ -120,5 +136,31 @@ def demo_example(rng, spec):
     return {"caption": caption}, [f"image: {d1}", f"image: {d2}"], why, dt.answers(*dt.pair_scores(rng, first))
 
 
-BENCHMARK = Benchmark("mj_bench", load=load, fields=fields, media_order=media_order, parse=parse, report=report,
+def tasks(P):
+    s, e = sampling(P, "mj_bench"), P["mj_bench"]
+    return [TaskSpec(
+        task=f"flex_mj_bench_{split}", bench="mj_bench", variant=split, system=e["system"][split], user=e["user_vl"],
+        temperature=s["temperature"], top_p=s["top_p"], max_tokens=s["max_tokens"], runs=s["runs"],
+        order="swap_odd_runs", parser="mj_pref", parser_default=None,
+        headline=(("acc_w_tie", True), ("acc_wo_tie", True)), extra_metrics=(),
+        env="FLEX_MJ_BENCH_PATH", hub=("MJ-Bench/MJ-Bench", None, split), image_size=336,
+        multi_run=True, group="flex_mj_bench", limit_mm=e["limit_mm_per_prompt"], scale=scale_of(e)) for split in SPLITS]
+
+
+TASK_NAMES = tuple(f"flex_mj_bench_{split}" for split in SPLITS)
+
+
+def _columns(split: str, name: str) -> tuple[Column, Column]:
+    t = f"flex_mj_bench_{split}"
+    return Column(f"{name}_w_tie", t, "acc_w_tie"), Column(f"{name}_wo_tie", t, "acc_wo_tie")
+
+
+LEADERBOARD = (Section("mj_bench", "MJ-Bench (accuracy, %; artifact = the 'quality' split)",
+                       (*_columns("alignment", "alignment"), *_columns("safety", "safety"), *_columns("quality", "artifact")),
+                       scale=100.0),)
+
+BENCHMARK = Benchmark("mj_bench", tasks=tasks,
+                      parsers={"mj_pref": Parser(mj_pref, "verdict", 2, winner={0: "A", 1: "B", 2: "tie"})},
+                      groups={"flex_mj_bench": TASK_NAMES}, api={"compare_media": TASK_NAMES}, leaderboard=LEADERBOARD,
+                      load=load, fields=fields, media_order=media_order, parse=parse, report=report,
                       write_fixtures=write_fixtures, demo_example=demo_example)

@@ -8,12 +8,15 @@ import numpy as np
 
 from flex_tasks import metrics as M
 from flex_tasks.reports import NAN, bootstrap_ci, common_details, first_record, item_run_matrix, quiet, record_grid
-from flex_tasks.benchmarks import Benchmark
+import string
+from typing import Optional
+
+from flex_tasks.benchmarks import Benchmark, Column, Parser, Section
 from flex_tasks.benchmarks import _demo_text as dt
 from flex_tasks.benchmarks import _fixture_media as fx
 from flex_tasks.data import DataError, read_jsonl, within
-from flex_tasks.parsing import PARSERS
-from flex_tasks.protocol import FAMILY_PLACEHOLDERS
+from flex_tasks.parsing import Parsed, answer_ints, pairwise_scores
+from flex_tasks.protocol import FAMILY_PLACEHOLDERS, TaskSpec, sampling, scale_of
 
 
 def batch_template(n_answers: int) -> str:
@@ -43,9 +46,41 @@ def user_parts(spec, doc) -> list:
     return parts
 
 
+def mllm_pair(text: str) -> Parsed:
+    """MLLM-as-a-Judge pair: 'A' (first better), 'B', or 'C' (tie; also the fallback)."""
+    p = pairwise_scores(text)
+    if not p.ok:
+        return Parsed("C", False, "fallback")
+    s1, s2 = p.value
+    return Parsed("A" if s1 > s2 else "B" if s1 < s2 else "C", True)
+
+
+def mllm_score(text: str) -> Parsed:
+    """MLLM-as-a-Judge score: first ``<answer>N</answer>`` integer; unparsable -> -1."""
+    ints = answer_ints(text)
+    if not ints:
+        return Parsed(-1, False, "fallback")
+    return Parsed(ints[0], True)
+
+
+def mllm_batch(text: str, n_answers: Optional[int] = None) -> Parsed:
+    """MLLM-as-a-Judge batch: letters A, B, ... (one per parsed score) sorted by score
+    descending, ties broken by the later letter first (the reference script sorts
+    (score, letter) pairs in reverse). ``ok`` requires one score per answer when
+    ``n_answers`` is given."""
+    ints = answer_ints(text)
+    labels = string.ascii_uppercase[: len(ints)]
+    ranking = "".join(label for _, label in sorted(zip(ints, labels), reverse=True))
+    ok = bool(ints) and (n_answers is None or len(ints) == n_answers)
+    return Parsed(ranking, ok, "answer" if ok else "fallback")
+
+
+PARSERS = {"mllm_pair": mllm_pair, "mllm_score": mllm_score, "mllm_batch": mllm_batch}
+
+
 def parse(spec, doc, text: str):
     if spec.variant == "batch":
-        return PARSERS["mllm_batch"](text, n_answers=len(doc["answers"]))
+        return mllm_batch(text, n_answers=len(doc["answers"]))
     return PARSERS[spec.parser](text)
 
 
@@ -309,5 +344,47 @@ def compare_fields(question: str, response_a: str, response_b: str) -> dict:
     return {"instruction": question, "answer1": response_a, "answer2": response_b}
 
 
-BENCHMARK = Benchmark("mllm_as_a_judge", load=load, fixtures="mllm_judge", fields=fields, user_parts=user_parts, parse=parse,
+# variant -> (parser, headline metrics, extra metrics)
+VARIANTS = {
+    "score": ("mllm_score", (("pearson", True),), (("pearson_as_released", True),)),
+    "pair": ("mllm_pair", (("acc_w_tie", True), ("acc_wo_tie", True)), ()),
+    "batch": ("mllm_batch", (("levenshtein", False),), (("levenshtein_as_released", False),)),
+}
+
+
+def tasks(P):
+    m = P["mllm_as_a_judge"]
+    s = sampling(P, "mllm_as_a_judge")
+    out = []
+    for variant, (parser, headline, extra) in VARIANTS.items():
+        # the batch template's note after the answer blocks is not prompt text (user_parts lays them out)
+        user = m["user_batch"].split("\n\n... (")[0] if variant == "batch" else m[f"user_{variant}"]
+        out.append(TaskSpec(
+            task=f"flex_mllm_judge_{variant}", bench="mllm_as_a_judge", variant=variant,
+            system=m["system"][variant], user=user,
+            temperature=s["temperature"], top_p=s["top_p"], max_tokens=s["max_tokens"], runs=s["runs"],
+            order=None, parser=parser, parser_default=None, headline=headline, extra_metrics=extra,
+            env="FLEX_MLLM_JUDGE_PATH", image_size=448,
+            stop=tuple(s["stop_score_split"]) if variant == "score" else ("<|im_end|>",),
+            include_stop_str_in_output=bool(s["include_stop_str_in_output"]),
+            multi_run=True, group="flex_mllm_judge", limit_mm={"image": 1}, scale=scale_of(m, variant)))
+    return out
+
+
+TASK = {v: f"flex_mllm_judge_{v}" for v in VARIANTS}
+LEADERBOARD = (Section("mllm_as_a_judge_avg", "MLLM-as-a-Judge (score: Pearson; pair: accuracy; batch: norm. Levenshtein, lower is better)", (
+    Column("score_pearson", TASK["score"], "pearson", as_released="pearson_as_released"),
+    Column("pair_w_tie", TASK["pair"], "acc_w_tie"),
+    Column("pair_wo_tie", TASK["pair"], "acc_wo_tie"),
+    Column("batch_levenshtein(lower better)", TASK["batch"], "levenshtein", as_released="levenshtein_as_released"))),)
+
+BENCHMARK = Benchmark("mllm_as_a_judge", tasks=tasks,
+                      parsers={"mllm_pair": Parser(mllm_pair, "verdict", 2, winner={"A": "A", "B": "B", "C": "tie"}),
+                               "mllm_score": Parser(mllm_score, "score", 1),
+                               "mllm_batch": Parser(mllm_batch, "ranking", "per_answer")},
+                      groups={"flex_mllm_judge": tuple(TASK.values())},
+                      api={"compare": (TASK["pair"],), "score": (TASK["score"],), "rank": (TASK["batch"],)},
+                      # the API's short names: mllm_score -> flex_mllm_judge_score
+                      aliases={f"flex_mllm_{v}": t for v, t in TASK.items()},
+                      judge_defaults=TASK, leaderboard=LEADERBOARD, load=load, fixtures="mllm_judge", fields=fields, user_parts=user_parts, parse=parse,
                       report=report, write_fixtures=write_fixtures, demo_example=demo_example, compare_fields=compare_fields)

@@ -2,7 +2,8 @@
 parsed by the protocol's parser (with its fallback value, counted as a parse failure)."""
 from pathlib import Path
 
-from flex_tasks.benchmarks import Benchmark
+from flex_tasks.benchmarks import ANSWER_FLOAT, Benchmark
+from flex_tasks.benchmarks._audio import UTTERANCE, audio_task, section
 from flex_tasks.benchmarks._demo_text import mos_example
 from flex_tasks.benchmarks import _fixture_media as fx
 from flex_tasks.reports import mos_report
@@ -43,4 +44,12 @@ def write_fixtures(root: Path):
         fx.write_text(d / f"NISQA_TEST_{name}_file.csv", "\n".join(lines) + "\n")
 
 
-BENCHMARK = Benchmark("nisqa", load=load, report=mos_report, write_fixtures=write_fixtures, demo_example=mos_example)
+def tasks(P):
+    # per-set values: breakdown.per_set (the paper reports pooled)
+    return [audio_task(P, "nisqa", parser="answer_float", default=3.0, headline=UTTERANCE, env="FLEX_NISQA_PATH",
+                       report_kwargs={"per_set": SETS})]
+
+
+BENCHMARK = Benchmark("nisqa", tasks=tasks, parsers={"answer_float": ANSWER_FLOAT},
+                      api={"score": ("flex_nisqa",)}, leaderboard=section(("nisqa_utt", "flex_nisqa", "lcc", "srcc")),
+                      load=load, report=mos_report, write_fixtures=write_fixtures, demo_example=mos_example)

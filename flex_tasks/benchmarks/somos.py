@@ -2,7 +2,8 @@
 parsed by the protocol's parser (with its fallback value, counted as a parse failure)."""
 from pathlib import Path
 
-from flex_tasks.benchmarks import Benchmark
+from flex_tasks.benchmarks import ANSWER_FLOAT, Benchmark
+from flex_tasks.benchmarks._audio import SYSTEM, UTTERANCE, audio_task, section
 from flex_tasks.benchmarks._demo_text import mos_example
 from flex_tasks.benchmarks import _fixture_media as fx
 from flex_tasks.reports import mos_report
@@ -39,4 +40,11 @@ def write_fixtures(root: Path):
     fx.write_text(clean / "test_system.csv", "\n".join(sys_lines) + "\n")
 
 
-BENCHMARK = Benchmark("somos", load=load, report=mos_report, write_fixtures=write_fixtures, demo_example=mos_example)
+def tasks(P):
+    return [audio_task(P, "somos", parser="answer_float", default=3.0, headline=UTTERANCE + SYSTEM, env="FLEX_SOMOS_PATH",
+                       report_kwargs={"system_level": True})]
+
+
+BENCHMARK = Benchmark("somos", tasks=tasks, parsers={"answer_float": ANSWER_FLOAT}, api={"score": ("flex_somos",)},
+                      leaderboard=section(("somos_utt", "flex_somos", "lcc", "srcc"), ("somos_sys", "flex_somos", "sys_lcc", "sys_srcc")),
+                      load=load, report=mos_report, write_fixtures=write_fixtures, demo_example=mos_example)

@@ -6,11 +6,12 @@ import numpy as np
 
 from flex_tasks import metrics as M
 from flex_tasks.reports import NAN, bootstrap_ci, common_details, first_record, item_run_matrix, quiet, record_grid, runwise_mean
-from flex_tasks.benchmarks import Benchmark
+from flex_tasks.benchmarks import Benchmark, Column, Parser, Section
 from flex_tasks.benchmarks import _demo_text as dt
 from flex_tasks.benchmarks import _fixture_media as fx
 from flex_tasks.data import DataError, require_columns, source_dataset, text_rows
-from flex_tasks.parsing import PARSERS, Parsed
+from flex_tasks.parsing import Parsed, pairwise_scores
+from flex_tasks.protocol import TaskSpec, sampling, scale_of
 
 
 def fields(spec, doc) -> dict:
@@ -18,8 +19,18 @@ def fields(spec, doc) -> dict:
     return {"query": doc["query"], "answer1": a1, "answer2": a2}
 
 
+def vlrb_better(text: str) -> Parsed:
+    """VL-RewardBench: index (0/1) of the presented answer judged better; equal or
+    unparsable -> ``None`` (counted wrong). ``ok`` is False only when unparsable."""
+    p = pairwise_scores(text)
+    if not p.ok:
+        return Parsed(None, False, "fallback")
+    s1, s2 = p.value
+    return Parsed(0 if s1 > s2 else 1 if s1 < s2 else None, True)
+
+
 def parse(spec, doc, text: str) -> Parsed:
-    p = PARSERS["vlrb_better"](text)
+    p = vlrb_better(text)
     if p.value is not None and doc["flex_swap"]:
         return Parsed(1 - p.value, p.ok, p.how)  # presented order -> original response index
     return p
@@ -149,5 +160,26 @@ def compare_fields(question: str, response_a: str, response_b: str) -> dict:
     return {"query": question, "answer0": response_a, "answer1": response_b}
 
 
-BENCHMARK = Benchmark("vl_rewardbench", load=load, fields=fields, parse=parse, report=report,
+def tasks(P):
+    s, e = sampling(P, "vl_rewardbench"), P["vl_rewardbench"]
+    return [TaskSpec(
+        task="flex_vl_rewardbench", bench="vl_rewardbench", variant="test", system=e["system"], user=e["user"],
+        temperature=s["temperature"], top_p=s["top_p"], max_tokens=s["max_tokens"], runs=s["runs"],
+        order="random_swap", parser="vlrb_better", parser_default=None,
+        headline=(("overall_acc", True), ("macro_acc", True)),
+        extra_metrics=(("general_acc", True), ("hallucination_acc", True), ("reasoning_acc", True),
+                       ("overall_acc_official", True), ("macro_acc_official", True)),
+        env="FLEX_VL_REWARDBENCH_PATH", hub=("MMInstruction/VL-RewardBench", None, "test"),
+        multi_run=True, limit_mm=e["limit_mm_per_prompt"], scale=scale_of(e))]
+
+
+T = "flex_vl_rewardbench"
+LEADERBOARD = (Section("vl_rewardbench", "VL-RewardBench (accuracy, %)", (
+    Column("general", T, "general_acc"), Column("hallucination", T, "hallucination_acc"),
+    Column("reasoning", T, "reasoning_acc"), Column("overall", T, "overall_acc"), Column("macro", T, "macro_acc")),
+    scale=100.0),)
+
+BENCHMARK = Benchmark("vl_rewardbench", tasks=tasks,
+                      parsers={"vlrb_better": Parser(vlrb_better, "verdict", 2, winner={0: "A", 1: "B", None: "tie"})},
+                      api={"compare": (T,)}, leaderboard=LEADERBOARD, load=load, fields=fields, parse=parse, report=report,
                       write_fixtures=write_fixtures, demo_example=demo_example, compare_fields=compare_fields)

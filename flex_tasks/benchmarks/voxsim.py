@@ -2,7 +2,8 @@
 parsed by the protocol's parser (with its fallback value, counted as a parse failure)."""
 from pathlib import Path
 
-from flex_tasks.benchmarks import Benchmark
+from flex_tasks.benchmarks import ANSWER_FLOAT, Benchmark
+from flex_tasks.benchmarks._audio import UTTERANCE, audio_task, section
 from flex_tasks.benchmarks import _demo_text as dt
 from flex_tasks.benchmarks import _fixture_media as fx
 from flex_tasks.reports import mos_report
@@ -54,4 +55,10 @@ def demo_example(rng, spec):
     return {}, [f"audio: {v1} with {t1}", f"audio: {v2} with {t2}"], why, dt.answers(score)
 
 
-BENCHMARK = Benchmark("voxsim", load=load, report=mos_report, write_fixtures=write_fixtures, demo_example=demo_example)
+def tasks(P):
+    return [audio_task(P, "voxsim", parser="answer_float", default=3.5, headline=UTTERANCE, env="FLEX_VOXSIM_PATH")]
+
+
+BENCHMARK = Benchmark("voxsim", tasks=tasks, parsers={"answer_float": ANSWER_FLOAT},
+                      leaderboard=section(("voxsim_utt", "flex_voxsim", "lcc", "srcc")),
+                      load=load, report=mos_report, write_fixtures=write_fixtures, demo_example=demo_example)
