@@ -97,13 +97,14 @@ def read(path: str | Path, *, max_line_bytes: Optional[int] = None, skip_blank: 
                 yield Line(n, error=f"invalid JSON ({e})", n_bytes=size)
 
 
-def _finite(x: Any) -> Any:
+def finite(x: Any) -> Any:
+    """``x`` with every NaN / infinity (in dicts and lists too) replaced by None."""
     if isinstance(x, float):
         return x if x == x and x not in (float("inf"), float("-inf")) else None
     if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
+        return {k: finite(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_finite(v) for v in x]
+        return [finite(v) for v in x]
     return x
 
 
@@ -113,7 +114,7 @@ def dumps(record: Any) -> str:
     try:
         return json.dumps(record, ensure_ascii=False, allow_nan=False)
     except ValueError:
-        return json.dumps(_finite(record), ensure_ascii=False, allow_nan=False)
+        return json.dumps(finite(record), ensure_ascii=False, allow_nan=False)
 
 
 class Appender:
