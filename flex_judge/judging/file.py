@@ -8,10 +8,14 @@ One JSON object per line (media paths relative to the file's folder; `mode` is i
   score  {"id", "question", "response", "images"|"videos"|"audios": [...], "gold": 4}
   batch  {"id", "question", "responses": [...], "gold": "BCA"}
 Prompts, sampling and parsing are the paper's protocol for the mode (flex_judge.judging.items), or
-a --template file. Every finished item is appended to --out as it is produced, so a rerun skips
-finished items (a partial last line is cut). Rows that cannot be judged are reported with their
-line and skipped. The summary (agreement with `gold`, parse failures, position consistency,
-judgments/s) goes to <out>.summary.json and, as one JSON line, to stdout.
+a --template file. Every finished item is appended to --out as it is produced. A rerun reuses a
+record only when the same model (checkpoint fingerprint, backend, model args, max new tokens), the
+same settings and the same row content produced it; the rest is judged again (a partial last line
+is cut). Rows that cannot be judged are reported with their line and skipped: bad JSON or UTF-8,
+media outside the input's folder, and rows over the per-row limits (prompt vs context, pixels,
+audio seconds, video frames, checked before tokenizing or decoding). The summary (agreement with
+`gold`, parse failures, position consistency, judgments/s, what was reused) goes to
+<out>.summary.json and, as exactly one JSON line, to stdout; logs go to stderr.
 """
 from __future__ import annotations
 
@@ -477,9 +481,9 @@ def build_parser() -> argparse.ArgumentParser:
     lim = p.add_argument_group("per-row limits (a row over one is reported by line and skipped)")
     lim.add_argument("--media-root", type=Path, help="media paths must resolve inside this folder "
                                                      "(default: the input file's folder)")
-    lim.add_argument("--max-pixels", type=int, default=Limits.max_pixels, help="pixels of one image (from its header)")
-    lim.add_argument("--max-audio-seconds", type=float, default=Limits.max_audio_s, help="seconds of one audio file")
-    lim.add_argument("--max-video-frames", type=int, default=Limits.max_video_frames, help="frames of one video")
+    lim.add_argument("--max-pixels", type=int, default=Limits.max_pixels, help="pixels of one image, from its header (default: %(default)s)")
+    lim.add_argument("--max-audio-seconds", type=float, default=Limits.max_audio_s, help="seconds of one audio file, from its header (default: %(default)s)")
+    lim.add_argument("--max-video-frames", type=int, default=Limits.max_video_frames, help="frames of one video, from its container (default: %(default)s)")
     p.add_argument("--no-progress", action="store_true")
     return p
 
