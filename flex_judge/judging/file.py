@@ -54,7 +54,9 @@ from flex_models.confine import OutsideRoot, confine
 MAX_LINE_BYTES = 64 * 2**20  # a line longer than this is refused before it is decoded or parsed
 # model_args that do not change what the judge answers (kept out of the resume fingerprint)
 _NOT_OUTPUT_ARGS = frozenset({"journal", "gpu_memory_utilization", "kv_cache_memory_bytes"})
-TOKEN_CHUNK_CHARS = 2**20  # prompts are counted a chunk at a time, and the count stops past the context
+# prompts are counted a chunk at a time and the count stops past the context: BPE on one long "word"
+# (20 MB of one letter is a single pre-token) grows faster than linearly, so chunks stay small
+TOKEN_CHUNK_CHARS = 2**16
 
 
 @dataclass
@@ -238,7 +240,12 @@ class Limits:
         ck = load_checkpoint(pretrained)
         ctx = model_args.get("max_model_len")
         ctx = int(ctx) if ctx not in (None, "", "None") else context_of(ck.config)
-        tok = AutoTokenizer.from_pretrained(str(ck.local_dir))
+        try:
+            tok = AutoTokenizer.from_pretrained(str(ck.local_dir))
+        except Exception as e:  # noqa: BLE001 - the engine will say what is wrong with the checkpoint
+            print(f"flex-judge judge: no tokenizer for the per-row prompt limit ({type(e).__name__}: {e}); "
+                  "prompts are bounded by the engine only", file=sys.stderr)
+            return cls(context_tokens=None, **kw)
         longest = max((len(t.encode("utf-8")) for t in tok.get_vocab()), default=1)
         # vocabulary strings are at least as long in UTF-8 as the bytes they stand for (byte-level BPE
         # maps a byte to a 1- or 2-byte character, sentencepiece's '▁' is 3 bytes for one space), so
