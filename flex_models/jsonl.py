@@ -68,13 +68,16 @@ def _bad_utf8(raw: bytes, e: UnicodeDecodeError) -> str:
     return f"not UTF-8 (byte 0x{raw[e.start]:02x} at byte {e.start + 1} of the line)"
 
 
-def read(path: str | Path, *, max_line_bytes: Optional[int] = None, skip_blank: bool = True) -> Iterator[Line]:
+def read(path: str | Path, *, max_line_bytes: Optional[int] = None, skip_blank: bool = True,
+         whole_file: bool = False) -> Iterator[Line]:
     """Every line of ``path`` as a :class:`Line`, in order; never raises for a line's content.
     A line longer than ``max_line_bytes`` gets an error and is neither decoded nor parsed.
-    Lines are read one at a time, so memory use stays at one line."""
+    Lines are read one at a time, so memory use stays at one line. ``whole_file=True`` is for
+    files a person wrote (inputs, data): their last line may lack its newline and is parsed; for
+    the append-only logs (default) such a line is a write in progress, reported as ``partial``."""
     with open(path, "rb") as f:
         for n, raw in enumerate(f, 1):
-            partial = not raw.endswith(b"\n")
+            partial = not raw.endswith(b"\n") and not whole_file
             body = raw.rstrip(b"\r\n")
             if skip_blank and not body.strip():
                 continue

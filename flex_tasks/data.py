@@ -16,7 +16,6 @@ dataset) or an absolute file path.
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 from functools import lru_cache
@@ -187,16 +186,17 @@ def existing(path: Path, where: str, row, setting: str) -> str:
 
 
 def read_jsonl(path: Path) -> list[dict]:
+    """A data file's rows (flex_models.jsonl, the one JSONL reader); the first bad line (invalid
+    JSON, not UTF-8) is an error naming the file and the line."""
+    from flex_models import jsonl
+
     if not path.exists():
         raise DataError(f"file not found: {path}")
     rows = []
-    with path.open() as f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise DataError(f"{path} line {n}: invalid JSON ({e})") from None
+    for ln in jsonl.read(path, whole_file=True):
+        if not ln.ok:
+            raise DataError(f"{path} line {ln.line}: {ln.error}")
+        rows.append(ln.value)
     return rows
 
 

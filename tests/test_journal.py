@@ -79,6 +79,10 @@ def test_jsonl_reader_names_each_bad_line_and_keeps_going(tmp_path):
     assert lines[3].error == "line is 102 bytes, over the limit of 50"
     assert lines[4].error.startswith("invalid JSON")
     assert lines[6].partial and lines[5].value == {"c": 3}
+    typed = tmp_path / "typed.jsonl"  # a file a person wrote: its last line may lack the newline
+    typed.write_bytes(b'{"a": 1}\n{"b": 2}')
+    assert [ln.value for ln in jsonl.read(typed, whole_file=True)] == [{"a": 1}, {"b": 2}]
+    assert [ln.partial for ln in jsonl.read(typed)] == [False, True]  # an append-only log: a write in progress
     assert jsonl.cut_partial_last_line(p) == 4 and p.read_bytes().endswith(b'{"c": 3}\n')
     assert jsonl.cut_partial_last_line(tmp_path / "missing.jsonl") == 0
 

@@ -156,7 +156,7 @@ def test_rows_over_the_limits_and_bad_bytes_cost_only_their_row(tiny_vl, tmp_pat
              json.dumps({"id": "slow", "question": "q", "response": "r", "audios": ["img/slow.wav"]}),
              json.dumps({"id": "long", "question": "q", "response": "r", "videos": ["img/clip.mp4"]}),
              json.dumps(ROWS[3])]
-    items.write_bytes(b"".join((x if isinstance(x, bytes) else x.encode()) + b"\n" for x in lines))
+    items.write_bytes(b"\n".join(x if isinstance(x, bytes) else x.encode() for x in lines))  # no final newline
     out = tmp_path / "judged.jsonl"
     t0 = time.perf_counter()
     r = _judge(capsys, items, out, tiny_vl, "--max-new-tokens", "4", "--max-pixels", "1000",

@@ -104,11 +104,10 @@ def read_items(path: Path, default_mode: str, media_root: Optional[Path] = None,
         raise FileNotFoundError(f"input file not found: {path}")
     root = Path(media_root) if media_root is not None else path.parent
     items, bad, seen = [], [], {}
-    for ln in jsonl.read(path, max_line_bytes=max_line_bytes):
+    for ln in jsonl.read(path, max_line_bytes=max_line_bytes, whole_file=True):
         n, row = ln.line, ln.value
         if not ln.ok:
-            bad.append({"line": n, "id": None, "error": ln.error if not ln.partial else
-                        "the last line has no newline (cut off?)"})
+            bad.append({"line": n, "id": None, "error": ln.error})
             continue
         if not isinstance(row, dict):
             bad.append({"line": n, "id": None, "error": f"expected a JSON object, got {type(row).__name__}"})
