@@ -13,8 +13,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from flex_models.errors import FlexJudgeError
 
-class OutsideRoot(ValueError):
+
+class OutsideRoot(FlexJudgeError, ValueError):
     """A media path from data resolves outside its allowed root. ``path`` is the path as written,
     ``resolved`` where it leads (None when it could not be resolved), ``root`` the resolved root."""
 
