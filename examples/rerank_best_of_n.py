@@ -83,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     a.out.mkdir(parents=True, exist_ok=True)
     items, judged = a.out / "items.jsonl", a.out / "judged.jsonl"
     write_jsonl(items, to_items(rows, a.mode))
-    cmd = [sys.executable, "-m", "flex_judge.cli", "judge", str(items), "--model", a.model, "--out", str(judged), *extra]
+    cmd = [sys.executable, "-m", "flex_judge.cli", "judge", str(items), "--model", a.model, "--out", str(judged),
+           "--media-root", str(a.input.parent.resolve()), *extra]  # the items name the input's images
     rc = subprocess.call(cmd, env=os.environ.copy())
     if rc != 0:
         return rc

@@ -8,7 +8,9 @@ every finished request under the same key and never sends it to the engine again
 image, setting or checkpoint gives another key, so nothing stale is reused.
 
 A process killed mid-write leaves at most a partial last line; it is cut off when the journal is
-opened again. Requests without a seed (model_args seed only seeds the engine) are journaled too,
+opened again. Every record carries a content hash and is validated on read: a record of the
+wrong shape, or one whose texts were edited, is never reused (its request is judged again, with
+a warning). Requests without a seed (model_args seed only seeds the engine) are journaled too,
 but a rerun reproduces an uninterrupted run exactly only for seeded or greedy requests.
 """
 from __future__ import annotations
@@ -19,6 +21,11 @@ import logging
 import os
 from dataclasses import asdict
 from pathlib import Path
+
+from flex_models.jsonl import Appender, cut_partial_last_line, read
+
+__all__ = ["Journal", "checkpoint_fingerprint", "cut_partial_last_line", "media_digest", "request_key",
+           "record_hash", "validate_record"]
 
 log = logging.getLogger("flex_models")
 
@@ -95,37 +102,37 @@ def request_key(engine: dict, prompt: str, media: dict, hints: dict, spec) -> st
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def cut_partial_last_line(path: Path) -> int:
-    """Truncate an append-only JSONL file after its last newline (a process killed mid-write
-    leaves half a line); returns the number of bytes cut. The one implementation used by the
-    resume journal, `flex-judge judge` and `flex-judge data generate`."""
-    path = Path(path)
-    size = path.stat().st_size
-    if size == 0:
-        return 0
-    with open(path, "rb+") as f:
-        f.seek(size - 1)
-        if f.read(1) == b"\n":
-            return 0
-        keep, pos = 0, size
-        while pos > 0:  # scan back in blocks for the last newline
-            step = min(1 << 16, pos)
-            f.seek(pos - step)
-            nl = f.read(step).rfind(b"\n")
-            if nl >= 0:
-                keep = pos - step + nl + 1
-                break
-            pos -= step
-        f.truncate(keep)
-        f.flush()
-        os.fsync(f.fileno())
-    return size - keep
-
-
 def journal_file(rank: int) -> str:
     """The file rank `rank` appends to: one writer per file, so the ranks of a multi-process run
     never interleave their lines (rank 0, and every one-process run, keep the original name)."""
     return JOURNAL_FILE if rank == 0 else f"judgments.rank{rank}.jsonl"
+
+
+def record_hash(key: str, texts, prompt_tokens, output_tokens) -> str:
+    """The content hash a journal record carries (``sha``): over its key, texts and token counts."""
+    payload = json.dumps([key, texts, prompt_tokens, output_tokens], ensure_ascii=False, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def validate_record(rec) -> str | None:
+    """Why ``rec`` (one parsed journal line) cannot be reused, or None when it can: its shape
+    (key str, texts a non-empty list of str, prompt_tokens int or null, output_tokens int) and
+    its content hash."""
+    if not isinstance(rec, dict):
+        return f"a JSON {type(rec).__name__}, not an object"
+    if not isinstance(rec.get("key"), str):
+        return "no string 'key'"
+    texts = rec.get("texts")
+    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+        return "'texts' missing or not a non-empty list of strings"
+    pt, ot = rec.get("prompt_tokens"), rec.get("output_tokens")
+    if not (pt is None or (isinstance(pt, int) and not isinstance(pt, bool))):
+        return "'prompt_tokens' not an integer or null"
+    if not isinstance(ot, int) or isinstance(ot, bool):
+        return "'output_tokens' not an integer"
+    if rec.get("sha") != record_hash(rec["key"], texts, pt, ot):
+        return "content hash ('sha') missing or does not match (the record was edited or written by an older version)"
+    return None
 
 
 class Journal:
@@ -134,7 +141,11 @@ class Journal:
     Each rank appends to its own file (:func:`journal_file`) and reads all of them, so a resume with
     another number of ranks, or after one rank was killed, reuses every judgment any rank finished.
     Only this rank's own file is repaired (its partial last line cut); another rank's file may be
-    in the middle of a write, so its unfinished last line is skipped, never touched."""
+    in the middle of a write, so its unfinished last line is skipped, never touched.
+
+    Every record is validated on read (:func:`validate_record`): a line that is not JSON, has the
+    wrong shape or whose content hash does not match is counted in ``bad_lines`` (with the reason
+    in ``bad_reasons``), logged as a warning and never reused, so its request is judged again."""
 
     def __init__(self, folder: str | Path, rank: int = 0):
         self.folder = Path(folder)
@@ -142,28 +153,29 @@ class Journal:
         self.path = self.folder / journal_file(rank)
         self.entries: dict[str, dict] = {}
         self.bad_lines = 0
-        if self.path.exists():
-            cut = cut_partial_last_line(self.path)
-            if cut:
-                log.warning("flex: journal %s: cut a partial last line (%d bytes)", self.path, cut)
+        self.bad_reasons: dict[str, int] = {}
+        cut = cut_partial_last_line(self.path)
+        if cut:
+            log.warning("flex: journal %s: cut a partial last line (%d bytes)", self.path, cut)
         for f in sorted(self.folder.glob("judgments*.jsonl")):
             self._load(f)
-        self._fh = open(self.path, "a", encoding="utf-8")
+        self._out = Appender(self.path, repair=False)
+
+    def _bad(self, path: Path, n: int, why: str) -> None:
+        self.bad_lines += 1
+        self.bad_reasons[why] = self.bad_reasons.get(why, 0) + 1
+        log.warning("flex: journal %s:%d: %s; not reused (that request will be re-run)", path, n, why)
 
     def _load(self, path: Path):
-        data = path.read_bytes()
-        if data and not data.endswith(b"\n"):  # another rank is writing its last line
-            data = data[:data.rfind(b"\n") + 1]
-        for n, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), 1):
-            if not line.strip():
+        for ln in read(path):
+            if ln.partial:  # another rank is writing its last line
                 continue
-            try:
-                rec = json.loads(line)
-                self.entries[rec["key"]] = rec
-            except (json.JSONDecodeError, KeyError, TypeError):
-                self.bad_lines += 1
-                log.warning("flex: journal %s:%d is not a journal record; ignored (that request will be re-run)",
-                            path, n)
+            why = ln.error or validate_record(ln.value)
+            if why:
+                self._bad(path, ln.line, why)
+                continue
+            rec = ln.value
+            self.entries[rec["key"]] = {k: rec[k] for k in ("key", "texts", "prompt_tokens", "output_tokens")}
 
     def __len__(self):
         return len(self.entries)
@@ -172,16 +184,16 @@ class Journal:
         return self.entries.get(key)
 
     def put(self, key: str, texts: list[str], prompt_tokens: int | None, output_tokens: int) -> None:
-        rec = {"key": key, "texts": list(texts), "prompt_tokens": prompt_tokens, "output_tokens": output_tokens}
-        self._fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-        self._fh.flush()  # in the OS once written: survives SIGKILL of this process
-        self.entries[key] = rec
+        texts = list(texts)
+        rec = {"key": key, "texts": texts, "prompt_tokens": prompt_tokens, "output_tokens": output_tokens,
+               "sha": record_hash(key, texts, prompt_tokens, output_tokens)}
+        self._out.write(rec)  # flushed: in the OS once written, survives SIGKILL of this process
+        self.entries[key] = {k: rec[k] for k in ("key", "texts", "prompt_tokens", "output_tokens")}
 
     def close(self):
-        try:
-            self._fh.close()
-        except OSError:
-            pass
+        out = getattr(self, "_out", None)
+        if out is not None:
+            out.close()
 
     def __del__(self):
         self.close()

@@ -16,7 +16,6 @@ dataset) or an absolute file path.
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 from functools import lru_cache
@@ -122,16 +121,62 @@ def _at(row) -> str:
 
 
 def within(root, base: Path, rel: str, where: str, row, setting: str) -> Path:
-    """``base / rel`` for a media path written in a data row, refused when it is absolute or
-    climbs out of the data root (``../..``): data files must not point the judge at other
-    files on the machine. Checked on the path as written (symlinks inside the root are fine)."""
+    """``base / rel`` for a media path written in a data row, refused when it resolves outside the
+    data root (absolute, ``../..``, or a symlink inside the root pointing out): data files must
+    not point the judge at other files on the machine. The rule is
+    :func:`flex_models.confine.confine`, the one every media path from data goes through."""
+    from flex_models.confine import OutsideRoot, confine
+
     rel = str(rel)
-    root_n = os.path.normpath(os.path.abspath(root))
     path = os.path.normpath(os.path.join(os.path.abspath(base), rel))
-    if os.path.isabs(rel) or os.path.commonpath([root_n, path]) != root_n:
-        raise DataError(f"{where} {_at(row)}: media path {rel!r} lies outside the data root {root_n} "
-                        f"(setting {setting}); paths in data files must be relative and stay inside it")
+    try:
+        confine(rel, root, base)
+    except OutsideRoot as e:
+        via = f", through a symlink to {e.resolved}" if e.resolved is not None and str(e.resolved) != path else ""
+        raise DataError(f"{where} {_at(row)}: media path {rel!r} lies outside the data root {e.root}{via} "
+                        f"(setting {setting}); media paths in data files must stay inside it") from None
     return Path(path)
+
+
+def check_row_media(spec: TaskSpec, source: str, items: list[dict]) -> None:
+    """Pre-flight of hub-style image columns (``{'bytes': None, 'path': ...}`` rows read from
+    ``path``): every such path must resolve inside the data root (the local copy's folder, or the
+    datasets cache for a hub download). Read from the Arrow columns, no image is decoded."""
+    cols = sorted({m[4:] for it in items for m in it.get("media", ()) if isinstance(m, str) and m.startswith("row:")})
+    if not cols:
+        return
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from flex_models.confine import OutsideRoot, confine
+
+    ds = source_dataset(spec, source)
+    root = Path(source) if source != HUB else Path(_datasets_cache())
+    rows = {int(it["row"]) for it in items if it.get("row", -1) >= 0}
+    for c in cols:
+        if c not in ds.column_names:
+            continue
+        col = ds.data.column(c)
+        if not pa.types.is_struct(col.type) or col.type.get_field_index("path") < 0:
+            continue
+        paths = pc.struct_field(col, "path").to_pylist()
+        no_bytes = (pc.is_null(pc.struct_field(col, "bytes")).to_pylist()
+                    if col.type.get_field_index("bytes") >= 0 else [True] * len(paths))
+        for i, (p, nb) in enumerate(zip(paths, no_bytes)):
+            if p and nb and i in rows:
+                try:
+                    confine(p, root)
+                except OutsideRoot as e:
+                    via = f", it resolves to {e.resolved}" if e.resolved is not None and str(e.resolved) != p else ""
+                    raise DataError(f"{spec.task} ({source}) row {i} column {c}: image path {p!r} lies outside the "
+                                    f"data root {e.root}{via} (setting {spec.env}); media paths in data files must "
+                                    "stay inside it") from None
+
+
+def _datasets_cache() -> str:
+    import datasets
+
+    return str(datasets.config.HF_DATASETS_CACHE)
 
 
 def existing(path: Path, where: str, row, setting: str) -> str:
@@ -141,16 +186,17 @@ def existing(path: Path, where: str, row, setting: str) -> str:
 
 
 def read_jsonl(path: Path) -> list[dict]:
+    """A data file's rows (flex_models.jsonl, the one JSONL reader); the first bad line (invalid
+    JSON, not UTF-8) is an error naming the file and the line."""
+    from flex_models import jsonl
+
     if not path.exists():
         raise DataError(f"file not found: {path}")
     rows = []
-    with path.open() as f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise DataError(f"{path} line {n}: invalid JSON ({e})") from None
+    for ln in jsonl.read(path, whole_file=True):
+        if not ln.ok:
+            raise DataError(f"{path} line {ln.line}: {ln.error}")
+        rows.append(ln.value)
     return rows
 
 
@@ -219,6 +265,7 @@ def load_items(spec: TaskSpec) -> tuple[str, list[dict]]:
         it["item"] = i
         it.setdefault("source", source)
         it.setdefault("row", -1)
+    check_row_media(spec, source, items)
     dups = duplicate_ids(it["data_id"] for it in items)
     if dups["count"]:
         import warnings

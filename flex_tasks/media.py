@@ -49,6 +49,23 @@ def _undecoded(task: str, source: str, cols: tuple):
     return ds
 
 
+def confined_cell(value, source: str, where: str):
+    """A hub-style ``{'bytes', 'path'}`` cell, refused when it has no bytes and its path resolves
+    outside the data root (the local copy's folder, or the datasets cache for a hub download):
+    the rule of :func:`flex_models.confine.confine`, also checked at pre-flight
+    (:func:`flex_tasks.data.check_row_media`). A relative path is read from the data root."""
+    if isinstance(value, dict) and not value.get("bytes") and value.get("path"):
+        from flex_models.confine import OutsideRoot, confine
+        from flex_tasks.data import HUB, DataError, _datasets_cache
+
+        try:
+            path = confine(value["path"], source if source != HUB else _datasets_cache())
+        except OutsideRoot as e:
+            raise DataError(f"{where}: {e}") from None
+        return {**value, "path": str(path)}  # a relative path is relative to the data root, not the cwd
+    return value
+
+
 def resolve(spec: TaskSpec, doc: dict) -> list:
     """The doc's media in template order (order swaps applied)."""
     refs = benchmarks.of(spec).media_order(spec, doc, list(doc["media"]))
@@ -61,7 +78,7 @@ def resolve(spec: TaskSpec, doc: dict) -> list:
                 cols = tuple(sorted(r[4:] for r in refs if r.startswith("row:")))
                 row = _undecoded(spec.task, doc["source"], cols)[int(doc["row"])]
             where = f"{at}: row {doc['row']} column {ref[4:]} of {doc['source']}"
-            out.append(load_image(row[ref[4:]], spec.image_size, where))
+            out.append(load_image(confined_cell(row[ref[4:]], doc["source"], where), spec.image_size, where))
         elif spec.modality == "audio":
             out.append(load_audio(ref, at))
         elif spec.video is not None:

@@ -70,7 +70,7 @@ def test_judge_command_end_to_end_and_resume(tiny_vl, tmp_path, capsys):
     assert [s["run"] for s in first["s1"]["samples"]] == [0, 1, 2]
     assert summary["modes"]["pair"]["items"] == 1 and summary["modes"]["batch"]["samples"] == 6
     assert summary["speed"]["judgments"] == 15 and summary["speed"]["judgments_per_s"] > 0
-    assert json.loads(cap.out.strip().splitlines()[-1])["skipped_bad_rows"] == 5
+    assert json.loads(cap.out)["skipped_bad_rows"] == 5  # stdout: exactly one JSON line
 
     # interrupted write: the last record half written -> cut; only that item is judged again,
     # with the same seeds, so the same texts come back
@@ -84,9 +84,23 @@ def test_judge_command_end_to_end_and_resume(tiny_vl, tmp_path, capsys):
     summary = json.loads((tmp_path / "judged.summary.json").read_text())
     assert (summary["resumed"], summary["judged_now"]) == (2, 1)
 
-    # other settings on the same output: refused before any weights load
-    assert cli(args[:-3] + ["--samples", "2", "--out", str(out)]) == 2
-    assert "judged with other settings (samples" in capsys.readouterr().err
+    assert summary["resume"] == {"reused": 2, "rejudged": {}, "dropped": 0, "n_rejudged": 0}
+
+    # other settings on the same output: every record would be judged again, none reused (the
+    # plan alone, without a third engine build; tests/test_judge_resume.py runs it)
+    items_now, _ = judge_file.read_items(items, "auto")
+    model = judge_file.model_identity(str(tiny_vl), None, "vllm", {}, 8)
+    assert model == summary["model"]
+    s2 = Settings(samples=2, both_orders=True)
+    reused, reasons, stale = judge_file.plan_resume(out, items_now, s2, model)
+    assert (reused, reasons, len(stale)) == ({}, {"settings changed": 3}, 3)
+    reused, reasons, _ = judge_file.plan_resume(out, items_now, Settings(both_orders=True), model)
+    assert sorted(reused) == ["b1", "p1", "s1"] and reasons == {}
+    # a file that is not a judge output is never rewritten: refused before any weights load
+    other = tmp_path / "notes.jsonl"
+    other.write_text('{"note": "mine"}\n')
+    assert cli(args[:-3] + ["--out", str(other)]) == 2
+    assert "notes.jsonl line 1: not a judge record" in capsys.readouterr().err
 
 
 def _verdicts(req, texts):

@@ -13,7 +13,7 @@ from flex_tasks.parsing import Parsed
 from flex_tasks.protocol import TaskSpec, sampling
 from flex_tasks.benchmarks import _demo_text as dt
 from flex_tasks.benchmarks import _fixture_media as fx
-from flex_tasks.data import HUB, DataError, existing, load_hub_copy, require_columns, source_dataset, text_rows
+from flex_tasks.data import HUB, DataError, existing, load_hub_copy, require_columns, source_dataset, text_rows, within
 
 _EDITING_FIELDS = ("source_prompt", "target_prompt", "instruct_prompt")
 
@@ -73,7 +73,8 @@ def load(spec, source) -> list[dict]:
             if source == HUB:
                 raise DataError(f"{spec.task}: videos are not in the hub parquet; set {spec.env} to a folder "
                                 f"with videos/<file name of left_video/right_video>")
-            item["media"] = [existing(Path(source) / "videos" / Path(str(r[c])).name, where, i, spec.env) for c in media_cols]
+            item["media"] = [existing(within(source, Path(source) / "videos", Path(str(r[c])).name, where, i, spec.env),
+                                          where, i, spec.env) for c in media_cols]
         else:
             item["media"] = [f"row:{c}" for c in media_cols]
         items.append(item)

@@ -93,7 +93,7 @@ def _dirs(root: Path, env: str) -> tuple[Path, Path]:
 
 def _image(source: Path, data_dir: Path, rel: str, where: str, row: int, env: str) -> str:
     root = Path(os.path.commonpath([os.path.abspath(source), os.path.abspath(data_dir)]))
-    inside = []
+    inside, refused = [], None
     for base in (data_dir / "image", data_dir / "images", data_dir, data_dir.parent):
         try:
             inside.append(within(root, base, rel, where, row, env))
@@ -104,6 +104,8 @@ def _image(source: Path, data_dir: Path, rel: str, where: str, row: int, env: st
     for cand in inside:
         if cand.exists():
             return str(cand)
+    if refused is not None and "through a symlink" in str(refused):  # it exists, but leads out of the root
+        raise refused
     raise DataError(f"{where} row {row}: image {rel!r} not found under {data_dir}/image, {data_dir}/images or {data_dir} (setting {env})")
 
 
