@@ -19,9 +19,9 @@ class RequestError(ValueError):
     """A request the server refuses: HTTP `status`, OpenAI-style error `type` and `code`."""
 
     def __init__(self, message: str, status: int = 400, code: str = "invalid_request",
-                 type: str = "invalid_request_error"):
+                 type: str = "invalid_request_error", headers: dict | None = None):
         super().__init__(message)
-        self.status, self.code, self.type = status, code, type
+        self.status, self.code, self.type, self.headers = status, code, type, headers
 
 
 def split_answer(text: str) -> tuple[str, str]:
