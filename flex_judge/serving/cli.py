@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-items", type=int, default=64, help="most messages, parts per message and media per request")
     p.add_argument("--max-queue", type=int, default=1024,
                    help="most requests in flight, waiting in the engine included (HTTP 503 with Retry-After beyond)")
+    p.add_argument("--retry-after", type=int, default=1, help="seconds a 503 asks the client to wait (Retry-After)")
     p.add_argument("--backlog", type=int, default=4096,
                    help="listen backlog: connections the kernel queues before they are accepted (capped by "
                         "net.core.somaxconn)")
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.allowed_media_root is not None and not a.allowed_media_root.is_dir():
         print("flex-judge judge serve: --allowed-media-root must be an existing folder", file=sys.stderr)
         return 2
-    for name in ("max_items", "max_queue", "max_tokens_cap", "data_parallel_size", "backlog", "max_connections",
+    for name in ("max_items", "max_queue", "max_tokens_cap", "data_parallel_size", "backlog", "max_connections", "retry_after",
                  "max_prompt_tokens", "max_image_pixels", "max_audio_seconds", "max_video_frames"):
         if getattr(a, name) is not None and getattr(a, name) <= 0:
             print(f"flex-judge judge serve: --{name.replace('_', '-')} must be >= 1", file=sys.stderr)
@@ -125,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
                              default_max_tokens=min(args.max_new_tokens, cap), raw_content=a.raw_content,
                              log_requests=a.log_requests, read_timeout_s=a.read_timeout,
                              max_image_pixels=a.max_image_pixels, max_audio_seconds=a.max_audio_seconds,
-                             max_video_frames=a.max_video_frames, max_prompt_tokens=a.max_prompt_tokens)
+                             max_video_frames=a.max_video_frames, max_prompt_tokens=a.max_prompt_tokens,
+                             retry_after_s=a.retry_after)
     frontend = FlexFrontEnd(args, checkpoint)
     backend = AsyncVLLMBackend(args, checkpoint)
     try:
