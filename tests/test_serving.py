@@ -288,6 +288,35 @@ def test_reasoning_splitter_any_chunking():
     assert sp.feed("no tags at all") + sp.flush() == [("reasoning_content", "no tags at all")]
 
 
+def test_prompt_budget_counts_exactly_or_a_proven_lower_bound(tiny_vl):
+    """PromptBudget (the server's prompt-length limit): a prompt of at most CHUNK characters is
+    counted exactly (= the tokenizer's own count); a longer one in chunks, less SLACK per cut, never
+    more than the exact count; a prompt too long in characters is refused untokenized."""
+    import random
+
+    from transformers import AutoTokenizer
+
+    from flex_judge.serving.limits import PromptBudget
+    from flex_judge.serving.protocol import RequestError
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_vl))
+    exact = lambda t: len(tok(t, add_special_tokens=False)["input_ids"])
+    rng = random.Random(0)
+    words = ["hello", "world", "判断", "  ", "\n\n", "it's", "<answer>", "A", "1234567", "—", "...", "éclair"]
+    budget = PromptBudget(tok, 10**9, 10**9 + 1)
+    for n in (50, 3000, 60_000):
+        text = "".join(rng.choice(words) + rng.choice([" ", "", "\n"]) for _ in range(n))
+        got = budget.check(text)
+        assert got == exact(text) if len(text) <= PromptBudget.CHUNK else exact(text) - 64 <= got <= exact(text)
+    small = PromptBudget(tok, 4095, 4096)
+    with pytest.raises(RequestError, match="1500000 characters"):
+        small.check("word " * 300_000)  # > 4095 x the longest token's characters
+    with pytest.raises(RequestError, match="90000 tokens") as e:
+        small.check("判断" * 15_000)
+    assert e.value.code == "context_length_exceeded" and "4096" in str(e.value)
+    assert small.check("a " * 1000) == exact("a " * 1000)
+
+
 def test_streaming_gives_the_non_streamed_answer(vl_server):
     body = body_for([{"type": "image_url", "image_url": {"url": "noise.png"}}, "rate it"], max_tokens=24)
     plain = vl_server.post(body).json()

@@ -204,6 +204,7 @@ def create_app(backend, frontend, settings: ServeSettings, tokenizer=None, max_m
             from transformers import AutoTokenizer
 
             tokenizer = AutoTokenizer.from_pretrained(engine.model_config.tokenizer)  # our own copy: thread safety
+            tokenizer.model_max_length = 2**62  # it counts; its "longer than the model" warning is ours to give
         limit = min(settings.max_prompt_tokens or max_model_len - 1, max_model_len - 1)
         budget = PromptBudget(tokenizer, limit, max_model_len)
     reqlog = RequestLog(settings.log_requests)

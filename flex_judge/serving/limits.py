@@ -128,12 +128,33 @@ class PromptBudget:
                else f"this server accepts at most {self.limit} prompt tokens (--max-prompt-tokens)")
         raise RequestError(f"the prompt has {what}; {why}. Shorten the messages", code="context_length_exceeded")
 
+    CHUNK = 65_536  # characters tokenized per call: a long prompt stops early and never holds the lock long
+    SLACK = 16  # tokens a cut between two chunks may add (a pre-token split in two, its merges lost)
+
+    def _count(self, text: str) -> int:
+        with self._lock:
+            return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
     def check(self, prompt: str) -> int:
-        """The prompt's text token count (a lower bound of the engine's), or a RequestError."""
+        """The prompt's text token count (a lower bound of the engine's), or a RequestError. A
+        prompt longer than CHUNK characters is counted in chunks cut at a space, stopping as soon as
+        the count, less SLACK per cut, is over the limit; it is refused only on that proof."""
         if len(prompt) > self.limit * self.chars_per_token:
             self._refuse(f"{len(prompt)} characters, more than {self.limit} tokens can hold")
-        with self._lock:
-            n = len(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
-        if n > self.limit:
-            self._refuse(f"at least {n} tokens")
-        return n
+        if len(prompt) <= self.CHUNK:
+            n = self._count(prompt)
+            if n > self.limit:
+                self._refuse(f"{n} tokens")
+            return n
+        n, cuts, start = 0, 0, 0
+        while start < len(prompt):
+            end = min(start + self.CHUNK, len(prompt))
+            if end < len(prompt):
+                space = prompt.rfind(" ", start + self.CHUNK // 2, end)
+                end = space if space > start else end
+                cuts += 1
+            n += self._count(prompt[start:end])
+            start = end
+            if n - self.SLACK * cuts > self.limit:
+                self._refuse(f"at least {n - self.SLACK * cuts} tokens")
+        return n - self.SLACK * cuts
