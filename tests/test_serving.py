@@ -597,7 +597,7 @@ def test_a_request_the_processor_refuses_fails_alone(vl_server, media):
     assert [c for c, _, _ in good_out] == [200] * 30, codes
     assert all(j["choices"][0]["message"]["content"] is not None for _, j, _ in good_out)
     (c1, j1, _), (c2, j2, _) = bad_out
-    assert c1 == 400 and "aspect ratio" in j1["error"]["message"], j1
+    assert c1 == 400 and "aspect ratio" in j1["error"]["message"] and j1["error"]["code"] == "processor_refused", j1
     assert c2 == 400 and j2["error"]["code"] == "invalid_media", j2
     for _, j, _ in bad_out:
         assert "0x" not in j["error"]["message"] and "/tmp" not in j["error"]["message"], j

@@ -182,8 +182,7 @@ def engine_error(e: BaseException) -> RequestError | None:
             cause = cause.__cause__ or (None if cause.__suppress_context__ else cause.__context__)
         if inner is not None:
             return RequestError(f"the model's input processor refused the request: {_safe(str(inner))}",
-                                code="invalid_media" if "image" in str(inner).lower() or "aspect" in str(inner)
-                                else "invalid_request")
+                                code="processor_refused")
     return None
 
 

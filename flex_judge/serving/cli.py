@@ -22,6 +22,27 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _raise_open_files(connections: int) -> None:
+    """One descriptor per connection: raise the soft open-files limit toward the hard one when
+    the connection bound (+ the engine's own) needs it (a soft limit of 1,024 would stall accept()
+    under 1,024 clients)."""
+    try:
+        import resource
+    except ImportError:  # not POSIX
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = connections + 1024
+    if soft != resource.RLIM_INFINITY and soft < want:
+        new = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+        except (ValueError, OSError):
+            pass
+        if new < want:
+            print(f"flex-judge judge serve: the open-files limit is {new}; --max-connections {connections} may "
+                  "need more (ulimit -n)", file=sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="flex-judge judge serve", description=__doc__.split("\n\n")[0])
     p.add_argument("model", help="Flex-Judge checkpoint (hub id or folder)")
@@ -98,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"flex-judge judge serve: {e}", file=sys.stderr)
         return 2
     cap = min(a.max_tokens_cap, a.max_new_tokens or a.max_tokens_cap)
+    _raise_open_files(a.max_connections or max(4 * a.max_queue, a.max_queue + 1024))
     # bind first: a port in use fails before the engine is built; connections wait until serving
     family = socket.AF_INET6 if ":" in a.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
