@@ -2,15 +2,26 @@
 
 Each request is validated, its media resolved by the media policy, rendered and decoded by the
 `flex` model's own code (off the event loop, in worker threads), and handed to the engine on its
-own the moment it is ready: vLLM schedules it into the running batch (continuous batching). A
-request that fails fails alone.
+own the moment it is ready: vLLM schedules it into the running batch (continuous batching).
+
+- A request that fails fails alone: its own refusal (validation, limits, media, the model's
+  processor or the engine's input checks) is a 4xx naming its problem; nothing is shared between
+  requests but the engine.
+- Limits (serving.limits) answer 4xx before any decoding or tokenizing work.
+- Admission: at most `max_queue` requests are in flight (waiting in vLLM's scheduler included);
+  beyond, 503 with Retry-After, sent after the body is read so that the client gets the answer
+  instead of a connection reset.
+- A client that goes away cancels its work: its request is aborted in the engine (streamed or not).
+- GET /stats: the counters and the engine's unfinished requests (for operators and the tests).
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import logging
+import re
 import threading
 import time
 import uuid
@@ -21,7 +32,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
+from flex_judge.serving.limits import MediaLimits, PromptBudget
 from flex_judge.serving.media import MediaPolicy
 from flex_judge.serving.protocol import ReasoningSplitter, RequestError, parse_chat, split_answer
 
@@ -37,13 +50,18 @@ class ServeSettings:
     allow_remote_media: bool = False
     max_body_bytes: int = 20 * 2**20
     max_items: int = 64
-    max_queue: int = 256
+    max_queue: int = 1024
     max_tokens_cap: int = 4096
     default_max_tokens: int = 4096
     raw_content: bool = False
     log_requests: Path | None = None
     read_timeout_s: float = 30.0
     remote_timeout_s: float = 10.0
+    max_image_pixels: int = 40_000_000
+    max_audio_seconds: float = 600.0
+    max_video_frames: int = 36_000
+    max_prompt_tokens: int | None = None  # None: the model's context - 1
+    retry_after_s: int = 1
 
 
 def error_body(message: str, type: str, code: str) -> dict:
@@ -112,18 +130,89 @@ async def read_body(request, limit: int, timeout: float) -> bytes:
     return bytes(buf)
 
 
-def create_app(backend, frontend, settings: ServeSettings):
+class ClientGone(Exception):
+    """The client closed the connection; its work was cancelled."""
+
+
+async def _until_disconnect(receive) -> None:
+    """Returns when the client has closed the connection (the body already read)."""
+    while True:
+        msg = await receive()
+        if msg["type"] == "http.disconnect":
+            return
+
+
+_PATH = re.compile(r"(?:[A-Za-z]:)?(?:[\\/][^\s\\/'\",:;()<>\[\]]+){2,}")
+_ADDR = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def _safe(msg: str, limit: int = 300) -> str:
+    """One line of an engine / processor message for the client: paths and addresses removed."""
+    line = (msg or "").strip().splitlines()[0] if (msg or "").strip() else ""
+    return _ADDR.sub("", _PATH.sub("<path>", line))[:limit]
+
+
+def engine_error(e: BaseException) -> RequestError | None:
+    """The client's answer for an exception of the engine's generate(), or None (an internal
+    error, 500). By class name, so that vLLM versions with other module layouts map alike:
+    - EngineDeadError: 503 (the engine has stopped);
+    - GracefulHTTPError (vLLM's admission control): its own status (503) with Retry-After;
+    - VLLMClientError / ValueError (vLLM's input validation, e.g. a prompt longer than the context):
+      400 with vLLM's message;
+    - EngineGenerateError caused by a ValueError (the model's HF processor refused the request's
+      media, e.g. an image with an aspect ratio over 200 for Qwen2.5): 400 with the innermost
+      message, which says what is wrong with the input."""
+    names = {c.__name__ for c in type(e).__mro__}
+    if "EngineDeadError" in names:
+        return RequestError("the inference engine has stopped; the server must be restarted", status=503,
+                            code="engine_dead", type="server_error")
+    if "GracefulHTTPError" in names:
+        status = int(getattr(e, "http_status", 503))
+        return RequestError(_safe(getattr(e, "message", str(e))), status=status, code="engine_busy",
+                            type="server_busy", headers={"Retry-After": "1"} if status == 503 else None)
+    if "VLLMClientError" in names or isinstance(e, ValueError):
+        code = "context_length_exceeded" if "maximum" in str(e) and "length" in str(e) else "invalid_request"
+        return RequestError(_safe(str(e)) or type(e).__name__, code=code)
+    if "EngineGenerateError" in names:
+        cause, seen, inner = e, set(), None
+        while cause is not None and id(cause) not in seen:
+            seen.add(id(cause))
+            if isinstance(cause, ValueError) or "VLLMClientError" in {c.__name__ for c in type(cause).__mro__}:
+                inner = cause
+            cause = cause.__cause__ or (None if cause.__suppress_context__ else cause.__context__)
+        if inner is not None:
+            return RequestError(f"the model's input processor refused the request: {_safe(str(inner))}",
+                                code="processor_refused")
+    return None
+
+
+def create_app(backend, frontend, settings: ServeSettings, tokenizer=None, max_model_len: int | None = None):
     """`backend`: an AsyncVLLMBackend (async `generate(Prepared, request_id)`, `stream_text`);
-    `frontend`: the flex model's request path (flex_judge.serving.frontend.FlexFrontEnd)."""
+    `frontend`: the flex model's request path (flex_judge.serving.frontend.FlexFrontEnd);
+    `tokenizer` / `max_model_len`: for the prompt-length limit (default: the engine's)."""
     app = FastAPI(title="flex-judge judge server", docs_url=None, redoc_url=None, openapi_url=None)
     media = MediaPolicy(settings.media_root, settings.allow_remote_media, settings.max_body_bytes,
                         settings.remote_timeout_s)
+    limits = MediaLimits(settings.max_image_pixels, settings.max_audio_seconds, settings.max_video_frames)
+    engine = getattr(backend, "engine", None)
+    if max_model_len is None and engine is not None:
+        max_model_len = engine.model_config.max_model_len
+    budget = None
+    if max_model_len:
+        if tokenizer is None:
+            from transformers import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(engine.model_config.tokenizer)  # our own copy: thread safety
+            tokenizer.model_max_length = 2**62  # it counts; its "longer than the model" warning is ours to give
+        limit = min(settings.max_prompt_tokens or max_model_len - 1, max_model_len - 1)
+        budget = PromptBudget(tokenizer, limit, max_model_len)
     reqlog = RequestLog(settings.log_requests)
-    state = {"inflight": 0, "requests": 0, "errors": 0, "started": time.time()}
+    state = {"inflight": 0, "requests": 0, "errors": 0, "busy": 0, "disconnected": 0, "started": time.time()}
+    retry_after = {"Retry-After": str(max(1, int(settings.retry_after_s)))}
 
     @app.exception_handler(RequestError)
     async def _request_error(request, e: RequestError):
-        return JSONResponse(error_body(str(e), e.type, e.code), status_code=e.status)
+        return JSONResponse(error_body(str(e), e.type, e.code), status_code=e.status, headers=e.headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request, e):
@@ -149,9 +238,24 @@ def create_app(backend, frontend, settings: ServeSettings):
         return {"object": "list", "data": [{"id": settings.served_model_name, "object": "model",
                                             "created": int(state["started"]), "owned_by": "flex-judge"}]}
 
+    @app.get("/stats")
+    async def stats():
+        """Counters since start-up and the engine's unfinished requests (vLLM's own count: a
+        request aborted after its client went away leaves it)."""
+        unfinished = engine.get_num_unfinished_requests() if engine is not None else None
+        return {"inflight": state["inflight"], "requests": state["requests"], "errors": state["errors"],
+                "busy_503": state["busy"], "disconnected": state["disconnected"], "engine_unfinished": unfinished,
+                "max_queue": settings.max_queue, "uptime_s": round(time.time() - state["started"], 3)}
+
     def _prepare(req, rid):
+        """Render, limits (prompt length, media headers), then decode: a refusal costs no decoding."""
+        where = f"request {rid}"
         try:
-            return frontend.prepare(req.messages, f"request {rid}", req.gen_kwargs)
+            planned = frontend.plan(req.messages, where, req.gen_kwargs)
+            if budget is not None:
+                budget.check(planned.prompt)
+            limits.check(planned)
+            return frontend.decode(planned)
         except RequestError:
             raise
         except Exception as e:  # noqa: BLE001 - the request's own fault; a safe message
@@ -171,44 +275,81 @@ def create_app(backend, frontend, settings: ServeSettings):
              "total_tokens": (o.prompt_tokens or 0) + n_out}
         return u
 
+    async def _work(raw: bytes, rid: str):
+        """Parse, fetch, prepare and (not streamed) generate one request: its answer dict, or
+        (req, prepared) for a stream."""
+        try:
+            body = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise RequestError("the request body is not valid JSON", code="invalid_json") from None
+        req = await asyncio.to_thread(parse_chat, body, media, settings.max_items, settings.default_max_tokens,
+                                      settings.max_tokens_cap)
+        await media.fetch_all(req.messages)
+        p = await asyncio.to_thread(_prepare, req, rid)
+        if req.stream:
+            return req, p
+        o = await _generate(p, rid)
+        text, content, reasoning, n_out, finish = _reply(req, p, o, rid)
+        out = {"id": rid, "object": "chat.completion", "created": int(time.time()),
+               "model": settings.served_model_name,
+               "choices": [{"index": 0, "finish_reason": finish,
+                            "message": {"role": "assistant", "content": content, "reasoning_content": reasoning}}],
+               "usage": _usage(o, n_out, req)}
+        if req.return_prompt_token_ids:
+            out["prompt_token_ids"] = list(o.prompt_token_ids)
+        if req.return_text:
+            out["text"] = text
+        return out
+
+    async def _unless_disconnected(request, coro):
+        """Run `coro` while watching the connection: a client that goes away cancels it (the
+        engine request is aborted by the cancellation) and raises ClientGone."""
+        work = asyncio.ensure_future(coro)
+        watch = asyncio.ensure_future(_until_disconnect(request.receive))
+        try:
+            await asyncio.wait({work, watch}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in (work, watch):
+                if not t.done():
+                    t.cancel()
+            if not work.done():
+                with contextlib.suppress(BaseException):
+                    await work  # let its cancellation (the engine abort) run before we answer
+        if work.cancelled():
+            raise ClientGone
+        return work.result()
+
     @app.post("/v1/chat/completions")
     async def chat(request: Request):
-        if state["inflight"] >= settings.max_queue:
-            raise RequestError(f"the server has {settings.max_queue} requests in flight; retry later", status=503,
-                               code="queue_full", type="server_busy")
-        state["inflight"] += 1
         state["requests"] += 1
+        if state["inflight"] >= settings.max_queue:
+            state["busy"] += 1
+            with contextlib.suppress(RequestError, ClientDisconnect):
+                # read (and drop) the body first: closing a connection with unread data resets it,
+                # and the client would see a reset instead of this answer
+                await read_body(request, settings.max_body_bytes, settings.read_timeout_s)
+            raise RequestError(f"the server has {settings.max_queue} requests in flight; retry later", status=503,
+                               code="queue_full", type="server_busy", headers=retry_after)
+        state["inflight"] += 1
         handed_over = False
+        rid = f"chatcmpl-{uuid.uuid4().hex}"
         try:
             raw = await read_body(request, settings.max_body_bytes, settings.read_timeout_s)
-            try:
-                body = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                raise RequestError("the request body is not valid JSON", code="invalid_json") from None
-            rid = f"chatcmpl-{uuid.uuid4().hex}"
-            req = await asyncio.to_thread(parse_chat, body, media, settings.max_items, settings.default_max_tokens,
-                                          settings.max_tokens_cap)
-            await media.fetch_all(req.messages)
-            p = await asyncio.to_thread(_prepare, req, rid)
-            if req.stream:
+            res = await _unless_disconnected(request, _work(raw, rid))
+            if isinstance(res, tuple):
+                req, p = res
                 handed_over = True
                 return StreamingResponse(_stream(req, p, rid), media_type="text/event-stream",
                                          headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-            o = await _generate(p, rid)
-            text, content, reasoning, n_out, finish = _reply(req, p, o, rid)
-            out = {"id": rid, "object": "chat.completion", "created": int(time.time()),
-                   "model": settings.served_model_name,
-                   "choices": [{"index": 0, "finish_reason": finish,
-                                "message": {"role": "assistant", "content": content, "reasoning_content": reasoning}}],
-                   "usage": _usage(o, n_out, req)}
-            if req.return_prompt_token_ids:
-                out["prompt_token_ids"] = list(o.prompt_token_ids)
-            if req.return_text:
-                out["text"] = text
-            return out
+            return res
         except RequestError:
             state["errors"] += 1
             raise
+        except (ClientGone, ClientDisconnect):
+            state["disconnected"] += 1
+            log.info("flex-judge serve: %s: the client went away; its work was cancelled", rid)
+            return JSONResponse(error_body("client closed the request", "invalid_request_error", "client_closed"),
+                                status_code=499)
         finally:
             if not handed_over:
                 state["inflight"] -= 1
@@ -216,8 +357,13 @@ def create_app(backend, frontend, settings: ServeSettings):
     async def _generate(p, rid):
         try:
             return await backend.generate(p, rid)
-        except ValueError as e:  # vLLM's validation (e.g. a prompt longer than max_model_len)
-            raise RequestError(_engine_message(e), code="invalid_request") from None
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # noqa: BLE001 - classified: the request's fault (4xx) or ours (500)
+            mapped = engine_error(e)
+            if mapped is None:
+                raise
+            raise mapped from None
 
     async def _stream(req, p, rid):
         created, name = int(time.time()), settings.served_model_name
@@ -247,21 +393,21 @@ def create_app(backend, frontend, settings: ServeSettings):
                 obj = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": name,
                        "choices": [], "usage": _usage(final, n_out, req)}
                 yield f"data: {json.dumps(obj)}\n\n"
-        except ValueError as e:
-            yield f"data: {json.dumps(error_body(_engine_message(e), 'invalid_request_error', 'invalid_request'))}\n\n"
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, GeneratorExit):
+            # the client went away (Starlette cancels the stream on http.disconnect): closing
+            # stream_text aborts the engine request
+            state["disconnected"] += 1
             raise
-        except Exception:  # noqa: BLE001
-            log.exception("flex-judge serve: stream %s failed", rid)
-            yield f"data: {json.dumps(error_body('internal server error', 'server_error', 'internal_error'))}\n\n"
+        except Exception as e:  # noqa: BLE001
+            mapped = engine_error(e)
+            state["errors"] += 1
+            if mapped is None:
+                log.exception("flex-judge serve: stream %s failed", rid)
+                mapped = RequestError("internal server error", status=500, code="internal_error", type="server_error")
+            yield f"data: {json.dumps(error_body(str(mapped), mapped.type, mapped.code))}\n\n"
         finally:
             state["inflight"] -= 1
         yield "data: [DONE]\n\n"
 
     app.state.flex = state
     return KeyGuard(app, settings.api_key)
-
-
-def _engine_message(e: Exception) -> str:
-    msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-    return msg[:300]

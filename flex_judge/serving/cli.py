@@ -22,6 +22,27 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _raise_open_files(connections: int) -> None:
+    """One descriptor per connection: raise the soft open-files limit toward the hard one when
+    the connection bound (+ the engine's own) needs it (a soft limit of 1,024 would stall accept()
+    under 1,024 clients)."""
+    try:
+        import resource
+    except ImportError:  # not POSIX
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = connections + 1024
+    if soft != resource.RLIM_INFINITY and soft < want:
+        new = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+        except (ValueError, OSError):
+            pass
+        if new < want:
+            print(f"flex-judge judge serve: the open-files limit is {new}; --max-connections {connections} may "
+                  "need more (ulimit -n)", file=sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="flex-judge judge serve", description=__doc__.split("\n\n")[0])
     p.add_argument("model", help="Flex-Judge checkpoint (hub id or folder)")
@@ -35,10 +56,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-remote-media", action="store_true", help="fetch http(s) media URLs (bounded size and time)")
     p.add_argument("--max-body-mb", type=float, default=20.0, help="largest request body (HTTP 413 beyond)")
     p.add_argument("--max-items", type=int, default=64, help="most messages, parts per message and media per request")
-    p.add_argument("--max-queue", type=int, default=256, help="most requests in flight (HTTP 503 beyond)")
+    p.add_argument("--max-queue", type=int, default=1024,
+                   help="most requests in flight, waiting in the engine included (HTTP 503 with Retry-After beyond)")
+    p.add_argument("--retry-after", type=int, default=1, help="seconds a 503 asks the client to wait (Retry-After)")
+    p.add_argument("--backlog", type=int, default=4096,
+                   help="listen backlog: connections the kernel queues before they are accepted (capped by "
+                        "net.core.somaxconn)")
+    p.add_argument("--max-connections", type=int,
+                   help="open connections uvicorn serves (beyond: its plain 503 and close; default 4 x --max-queue, "
+                        "at least --max-queue + 1024)")
     p.add_argument("--max-tokens-cap", type=int, default=4096, help="max_tokens of every request is capped at this")
     p.add_argument("--max-new-tokens", type=int, help=argparse.SUPPRESS)  # the old server's flag: = --max-tokens-cap
     p.add_argument("--read-timeout", type=float, default=30.0, help="seconds a request body may take to arrive (408)")
+    p.add_argument("--max-prompt-tokens", type=int,
+                   help="most prompt text tokens (default and upper bound: the model's context - 1; 400 beyond)")
+    p.add_argument("--max-image-pixels", type=int, default=40_000_000,
+                   help="most pixels of an image (and of a video frame), from its header (413 beyond)")
+    p.add_argument("--max-audio-seconds", type=float, default=600.0,
+                   help="longest audio clip, from its header, before decoding or resampling (413 beyond)")
+    p.add_argument("--max-video-frames", type=int, default=36_000,
+                   help="most frames in a video clip (the loader decodes up to its last sampled frame; 413 beyond)")
     p.add_argument("--backend", choices=("auto", "vllm"), default="auto", help="the server runs on vLLM")
     p.add_argument("--model-args", help="more `flex` model_args, e.g. dtype=bfloat16,gpu_memory_utilization=0.4")
     p.add_argument("--data-parallel-size", type=int, default=1, help="vLLM data parallelism (engine replicas)")
@@ -62,8 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     if a.allowed_media_root is not None and not a.allowed_media_root.is_dir():
         print("flex-judge judge serve: --allowed-media-root must be an existing folder", file=sys.stderr)
         return 2
-    for name in ("max_items", "max_queue", "max_tokens_cap", "data_parallel_size"):
-        if getattr(a, name) < 1:
+    for name in ("max_items", "max_queue", "max_tokens_cap", "data_parallel_size", "backlog", "max_connections", "retry_after",
+                 "max_prompt_tokens", "max_image_pixels", "max_audio_seconds", "max_video_frames"):
+        if getattr(a, name) is not None and getattr(a, name) <= 0:
             print(f"flex-judge judge serve: --{name.replace('_', '-')} must be >= 1", file=sys.stderr)
             return 2
     from flex_models.args import FlexArgError, parse_args, parse_kv
@@ -81,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"flex-judge judge serve: {e}", file=sys.stderr)
         return 2
     cap = min(a.max_tokens_cap, a.max_new_tokens or a.max_tokens_cap)
+    _raise_open_files(a.max_connections or max(4 * a.max_queue, a.max_queue + 1024))
     # bind first: a port in use fails before the engine is built; connections wait until serving
     family = socket.AF_INET6 if ":" in a.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -91,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"flex-judge judge serve: cannot listen on {a.host}:{a.port}: {e.strerror}", file=sys.stderr)
         return 2
     port = sock.getsockname()[1]
+    # listen now: connections made while the engine starts wait in the backlog (uvicorn listens again
+    # with the same backlog); without listen() they would be refused
+    sock.listen(a.backlog)
 
     import uvicorn
 
@@ -104,7 +146,10 @@ def main(argv: list[str] | None = None) -> int:
                              allow_remote_media=a.allow_remote_media, max_body_bytes=int(a.max_body_mb * 2**20),
                              max_items=a.max_items, max_queue=a.max_queue, max_tokens_cap=cap,
                              default_max_tokens=min(args.max_new_tokens, cap), raw_content=a.raw_content,
-                             log_requests=a.log_requests, read_timeout_s=a.read_timeout)
+                             log_requests=a.log_requests, read_timeout_s=a.read_timeout,
+                             max_image_pixels=a.max_image_pixels, max_audio_seconds=a.max_audio_seconds,
+                             max_video_frames=a.max_video_frames, max_prompt_tokens=a.max_prompt_tokens,
+                             retry_after_s=a.retry_after)
     frontend = FlexFrontEnd(args, checkpoint)
     backend = AsyncVLLMBackend(args, checkpoint)
     try:
@@ -112,8 +157,11 @@ def main(argv: list[str] | None = None) -> int:
         kw = {}
         if a.forwarded_allow_ips:
             kw.update(proxy_headers=True, forwarded_allow_ips=a.forwarded_allow_ips)
+        # the app's own admission (--max-queue: 503 + Retry-After after reading the body) answers
+        # first; uvicorn's limit is the connection bound above it
+        max_conn = a.max_connections or max(4 * a.max_queue, a.max_queue + 1024)
         config = uvicorn.Config(app, log_level="warning", access_log=False, root_path=a.root_path,
-                                limit_concurrency=a.max_queue + 64, timeout_keep_alive=5,
+                                backlog=a.backlog, limit_concurrency=max_conn, timeout_keep_alive=5,
                                 timeout_graceful_shutdown=a.graceful_timeout, h11_max_incomplete_event_size=64 * 1024,
                                 **kw)
         server = uvicorn.Server(config)

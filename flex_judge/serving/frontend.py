@@ -14,8 +14,15 @@ class FlexFrontEnd:
         self.planner = RequestPlanner(args, checkpoint.family)
         self.args, self.family, self.limits = args, checkpoint.family, self.planner.limits
 
+    def plan(self, messages: list, where: str, gen_kwargs: dict):
+        """Render + sampling settings; media still undecoded (the server checks its limits first)."""
+        return self.planner.plan(messages, where=where, gen_kwargs=gen_kwargs)
+
+    def decode(self, planned) -> Prepared:
+        return self.planner.decode(planned)
+
     def prepare(self, messages: list, where: str, gen_kwargs: dict) -> Prepared:
-        return self.planner.prepare(messages, where=where, gen_kwargs=gen_kwargs)
+        return self.decode(self.plan(messages, where, gen_kwargs))
 
     @staticmethod
     def safe_message(e: Exception) -> str:

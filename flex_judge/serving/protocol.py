@@ -19,14 +19,15 @@ class RequestError(ValueError):
     """A request the server refuses: HTTP `status`, OpenAI-style error `type` and `code`."""
 
     def __init__(self, message: str, status: int = 400, code: str = "invalid_request",
-                 type: str = "invalid_request_error"):
+                 type: str = "invalid_request_error", headers: dict | None = None):
         super().__init__(message)
-        self.status, self.code, self.type = status, code, type
+        self.status, self.code, self.type, self.headers = status, code, type, headers
 
 
-def split_answer(text: str) -> tuple[str, str]:
+def _local_split_answer(text: str) -> tuple[str, str]:
     """(answer, reasoning) of a Flex-Judge output: every <answer> span joined by a space; with
-    none, the text after </think>; with neither, the whole text."""
+    none, the text after </think>; with neither, the whole text. Used only until
+    flex_tasks.parsing.split_answer (the project's one splitter, the registry branch) is merged."""
     text = text or ""
     m = _THINK.search(text)
     reasoning = m.group(1).strip() if m else text.split("<answer>")[0].strip()
@@ -36,6 +37,12 @@ def split_answer(text: str) -> tuple[str, str]:
     if "</think>" in text:
         return text.split("</think>", 1)[1].strip(), reasoning
     return text.strip(), reasoning if m else ""
+
+
+try:  # the one <think>/<answer> splitter of the project (flex_tasks.parsing), once merged
+    from flex_tasks.parsing import split_answer
+except ImportError:  # a main without it: the server's own, same contract (delete once merged)
+    split_answer = _local_split_answer
 
 
 class ReasoningSplitter:
