@@ -26,7 +26,9 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
+from sklearn.metrics import cohen_kappa_score
 
+from flex_judge.analysis import paired as P
 from flex_judge.analysis.runs import Run, RunError, json_safe, load_runs, protocol_deviations, swap_flags
 from flex_tasks import metrics as M
 from flex_tasks.protocol import TASKS
@@ -52,20 +54,18 @@ def verdict_label(rec: dict) -> str:
 
 # ---------------------------------------------------------------- pure statistics
 def cohen_kappa(a, b) -> float:
-    """Cohen's kappa of two raters' labels: (p_o - p_e) / (1 - p_e); NaN when p_e == 1
-    (both raters constant on the same label) or no items."""
+    """Cohen's kappa of two raters' labels (scikit-learn's ``cohen_kappa_score``); NaN where it
+    is undefined: no items, or both raters constant on the same label."""
     a, b = list(a), list(b)
     if len(a) != len(b):
         raise ValueError(f"length mismatch: {len(a)} vs {len(b)}")
-    n = len(a)
-    if n == 0:
+    if not a:
         return float("nan")
-    po = sum(x == y for x, y in zip(a, b)) / n
-    labels = set(a) | set(b)
-    pe = sum((a.count(k) / n) * (b.count(k) / n) for k in labels)
-    if pe >= 1.0:
-        return float("nan")
-    return float((po - pe) / (1 - pe))
+    # integer codes: labels mix types (0/1/None as 'none') and sklearn is 4x faster on ints
+    codes = {k: i for i, k in enumerate(dict.fromkeys(a + b))}
+    if len(codes) == 1:
+        return float("nan")  # p_e = 1 (sklearn warns and returns NaN)
+    return float(cohen_kappa_score([codes[x] for x in a], [codes[y] for y in b]))
 
 
 def agreement(a, b) -> float:
@@ -128,6 +128,116 @@ def align(runs: list[Run], task: str, intersect: bool, warn) -> tuple[list, list
         warn(f"task {task}: comparing the {len(common)} common (item, run) records; {detail}")
     keys = sorted(common, key=lambda k: (str(type(k[0])), k[0], k[1]))  # item keys: row positions
     return keys, keyed
+
+
+# ---------------------------------------------------------------- paired headline statistic
+ACCURACY_TEST, BOOTSTRAP_TEST = "McNemar exact", "paired bootstrap"
+
+
+def headline_stat(task: str, keys: list, recs: dict) -> dict:
+    """One judge's headline metric of ``task`` (``TaskSpec.headline[0]``) as a statistic of item
+    weights (``paired.Stat``) over the aligned records, computed the way the task's report does:
+
+    - VL-RewardBench / MJ-Bench / GenAI-Bench accuracy: per run the mean over items, then the mean
+      over runs; McNemar on each item's share of runs right;
+    - MLLM-as-a-Judge pair: the items' majority verdict over runs, accuracy per dataset, mean
+      over datasets (McNemar on the majority's correctness); score: Pearson per dataset and run
+      (NaN -> 0), median over runs, mean over datasets; batch: mean normalised Levenshtein per
+      dataset and run, worst run, mean over datasets (resampled within datasets);
+    - audio: Pearson (LCC) of the items' mean prediction with the gold MOS (within test sets
+      where the report stratifies by set).
+
+    Returns {"metric", "higher_is_better", "stat", "correct" (per-item correctness for McNemar,
+    None for a bootstrap-tested metric), "strata", "n_items"}.
+    Each form is checked against the benchmark's own report in tests/test_paired.py."""
+    spec = TASKS[task]
+    metric, hib = spec.headline[0]
+    items = list(dict.fromkeys(k[0] for k in keys))
+    runs = sorted({k[1] for k in keys})
+    pos_i = {it: i for i, it in enumerate(items)}
+    pos_r = {r: j for j, r in enumerate(runs)}
+    grid: list = [[None] * len(runs) for _ in items]
+    for k in keys:
+        grid[pos_i[k[0]]][pos_r[k[1]]] = recs[k]
+    first = [next(r for r in row if r is not None) for row in grid]
+
+    def matrix(fn):
+        return np.array([[fn(r) if r is not None else np.nan for r in row] for row in grid], dtype=float)
+
+    out = {"metric": metric, "higher_is_better": hib, "correct": None, "strata": None, "n_items": len(items)}
+    parser = spec.parser
+    if parser in ("vlrb_better", "mj_pref", "genai_vote"):
+        correct = matrix(lambda r: float(r["pred"] is not None and r["pred"] == r["gold"]))
+        out["stat"] = lambda W: P.runwise_mean(W, correct)
+        out["correct"] = P.nanmean_rows(correct)
+        return out
+    if parser in ("answer_float", "bvcc_mos"):
+        pred = P.nanmean_rows(matrix(lambda r: float(r["pred"])))
+        gold = np.array([float(r["gold"]) for r in first])
+        out["stat"] = lambda W: P.weighted_pearson(W, pred, gold)
+        if spec.report_kwargs.get("per_set"):
+            out["strata"] = np.array([str(r["set"]) for r in first])
+        return out
+    ds = np.array([str(r["dataset"]) for r in first])
+    names = sorted(set(ds.tolist()))
+    out["strata"] = ds
+    member = {d: (ds == d).astype(float) for d in names}
+
+    def dataset_mean(per_ds):  # per_ds(W, d) -> (B,): averaged over the datasets drawn
+        def stat(W):
+            vals = np.stack([np.where(W @ member[d] > 0, per_ds(W, d), np.nan) for d in names], axis=1)
+            return P.nanmean_rows(vals)
+        return stat
+
+    if parser == "mllm_pair":
+        gold = [r["gold"] for r in first]
+        hit = np.array([float(M.sign_majority([r["pred"] for r in row if r is not None]) == g)
+                        for row, g in zip(grid, gold)])
+        out["stat"] = dataset_mean(lambda W, d: P.weighted_mean(W * member[d], hit))
+        out["correct"] = hit
+    elif parser == "mllm_score":
+        pred = matrix(lambda r: float(r["pred"]))
+        gold = np.array([float(r["gold"]) for r in first])
+
+        def median_pearson(W, d):
+            rs = np.stack([P.weighted_pearson(W * member[d], pred[:, j], gold) for j in range(len(runs))], axis=1)
+            return np.median(np.nan_to_num(rs, nan=0.0), axis=1)
+        out["stat"] = dataset_mean(median_pearson)
+    elif parser == "mllm_batch":
+        dist = matrix(lambda r: M.norm_levenshtein(str(r["pred"]), str(r["gold"])))
+
+        def worst_run(W, d):
+            return P.nanmax_rows(np.stack([P.weighted_mean(W * member[d], dist[:, j]) for j in range(len(runs))], axis=1))
+        out["stat"] = dataset_mean(worst_run)
+    else:
+        raise CompareError(f"task {task}: no paired statistic for parser {parser!r}")
+    return out
+
+
+def paired_test(fa: dict, fb: dict, iters: int, seed: int) -> dict:
+    """A vs B on the headline: difference, paired bootstrap CI and the task's test (McNemar for
+    accuracies, the bootstrap otherwise); ``p_holm`` and ``verdict`` are set by :func:`compare`."""
+    bs = P.paired_bootstrap(fa["stat"], fb["stat"], fa["n_items"], iters=iters, seed=seed, strata=fa["strata"])
+    out = {"metric": fa["metric"], "higher_is_better": fa["higher_is_better"], "a": bs["a"], "b": bs["b"],
+           "diff": bs["diff"], "diff_ci95": bs["ci95"], "n_items": fa["n_items"], "n_resamples": bs["n_resamples"]}
+    if fa["correct"] is not None:
+        mc = P.mcnemar_exact(fa["correct"], fb["correct"])
+        out.update(test=ACCURACY_TEST, p=mc["p"], a_better=mc["a_better"], b_better=mc["b_better"])
+    else:
+        out.update(test=BOOTSTRAP_TEST, p=bs["p"])
+    return out
+
+
+def apply_holm(per_task: dict, alpha: float = P.ALPHA) -> None:
+    """Holm-adjust each judge pair's p-values over the tasks compared, then the verdicts."""
+    tasks = list(per_task)
+    if not tasks:
+        return
+    for i in range(len(per_task[tasks[0]]["pairs"])):
+        tests = [per_task[t]["pairs"][i]["paired"] for t in tasks]
+        for pt, adj in zip(tests, P.holm([pt["p"] for pt in tests])):
+            pt["p_holm"] = adj
+            pt["verdict"] = P.verdict(pt["diff"], adj, pt["higher_is_better"], alpha)
 
 
 # ---------------------------------------------------------------- per task
@@ -215,10 +325,11 @@ def compare_task(runs: list[Run], task: str, intersect: bool, warn, top: int = 1
             "parse_failures": fails, "parse_failure_rate": fails / len(aligned) if aligned else float("nan"),
             "headline": headline, "position_consistency": position_consistency(run, task),
             "deviations": protocol_deviations(run, task)}
+    forms = [headline_stat(task, keys, recs) for recs in keyed]
     pairs = []
     for (i, a), (j, b) in itertools.combinations(enumerate(runs), 2):
         st = _pair_stats(kind, keys, keyed[i], keyed[j], top, iters, seed)
-        pairs.append({"a": a.label, "b": b.label, **st})
+        pairs.append({"a": a.label, "b": b.label, **st, "paired": paired_test(forms[i], forms[j], iters, seed)})
     return {"kind": kind, "n_records": len(keys), "n_items": len({k[0] for k in keys}), "judges": judges, "pairs": pairs}
 
 
@@ -234,6 +345,7 @@ def compare(runs: list[Run], tasks: Optional[list[str]] = None, intersect: bool 
 
     chosen = choose_tasks(runs, tasks, intersect, warn)
     per_task = {t: compare_task(runs, t, intersect, warn, top=top, iters=iters) for t in chosen}
+    apply_holm(per_task)
     return {"judges": [r.metadata() for r in runs], "tasks": chosen, "warnings": found, "per_task": per_task}
 
 
@@ -330,6 +442,7 @@ def to_markdown(report: dict, plot_paths: Optional[dict] = None, base: Optional[
                 else:
                     cells = [_f(p["exact_agreement"]), _f(p["mean_norm_levenshtein"])]
                 out.append(f"| {t} | {who} | {n} | " + " | ".join(cells) + " |")
+    out += paired_markdown(report)
     out += ["", "## Where they disagree most (item = row position, with the data's id; share of runs with different verdicts, "
             "mean |score difference| or mean ranking distance)", ""]
     for t in report["tasks"]:
@@ -342,6 +455,36 @@ def to_markdown(report: dict, plot_paths: Optional[dict] = None, base: Optional[
             rel = Path(path).relative_to(base) if base else Path(path)
             out.append(f"![{name}]({rel.as_posix()})")
     return "\n".join(out) + "\n"
+
+
+def paired_markdown(report: dict) -> list[str]:
+    """The 'Is A better than B?' table: one row per task and judge pair."""
+    pt = report["per_task"]
+    out = ["", "## Is A better than B? (paired test on the same items)", "",
+           f"Headline metric recomputed from the compared records; A − B with a paired bootstrap 95% CI (items "
+           f"resampled, all runs of an item together); p: McNemar's exact test for accuracies, the paired bootstrap "
+           f"for correlations and Levenshtein; Holm-adjusted over the {len(report['tasks'])} task(s) per judge pair; "
+           f"verdict at 5% on the adjusted p (↓ = lower is better).", "",
+           "| task | A vs B | metric | A | B | A − B [95% CI] | p (test) | p Holm | verdict |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for t in report["tasks"]:
+        for p in pt[t]["pairs"]:
+            s = p["paired"]
+            metric = s["metric"] + ("" if s["higher_is_better"] else " ↓")
+            test = "McNemar" if s["test"] == ACCURACY_TEST else "bootstrap"
+            if s["test"] == ACCURACY_TEST:
+                test += f", {s['a_better']}:{s['b_better']} discordant"
+            out.append(f"| {t} | {p['a']} vs {p['b']} | {metric} | {_f(s['a'])} | {_f(s['b'])} | "
+                       f"{_f(s['diff'])}{_ci(s['diff_ci95'])} | {_p(s['p'])} ({test}) | {_p(s.get('p_holm'))} | "
+                       f"{s.get('verdict', 'n/a')} |")
+    return out
+
+
+def _p(v) -> str:
+    v = _num(v)
+    if v is None or not math.isfinite(v):
+        return "n/a"
+    return "<0.001" if v < 0.001 else f"{v:.3f}"
 
 
 def _id(d: dict) -> str:
