@@ -168,12 +168,15 @@ def test_bootstrap_p_tails():
 GENAI = ["leftvote", "rightvote", "tievote", "bothbad_vote"]
 
 
-def make_records(task: str, n: int, runs: int, rng: random.Random, skill: float = 0.5) -> list[dict]:
+def make_records(task: str, n: int, runs: int, rng: random.Random, skill: float = 0.5,
+                 like: list | None = None) -> list[dict]:
     """Constructed per-(item, run) records of ``task``: each output is right with probability
-    ``skill`` (accuracies), or the gold plus noise shrinking with ``skill`` (scores)."""
+    ``skill`` (accuracies), or the gold plus noise shrinking with ``skill`` (scores). With
+    ``like``, the same items (gold and groups) as those records, new outputs."""
     spec = TASKS[task]
     out = []
     datasets = ["COCO", "ChartQA", "MathVista"]
+    base = {r["item"]: r for r in like or []}
     for i in range(n):
         grp = {}
         if spec.parser == "vlrb_better":
@@ -194,6 +197,9 @@ def make_records(task: str, n: int, runs: int, rng: random.Random, skill: float 
             grp.update(set=["FOR", "LIVETALK", "P501"][i % 3], system=f"s{i % 6}", system_gt=1 + (i % 6) / 2)
         if spec.parser.startswith("mllm"):
             grp["dataset"] = datasets[i % 3 if i < n - 1 else 0]
+        if like is not None:
+            gold = base[i]["gold"]
+            grp = {k: base[i][k] for k in grp}
         for r in range(runs):
             if spec.parser == "mllm_score":
                 pred = float(min(5, max(1, round(gold + rng.gauss(0, 3 * (1 - skill))))))
@@ -236,3 +242,97 @@ def test_headline_form_equals_the_benchmark_report(task):
         want = benchmarks.of(spec).report(spec, resampled, iters=0, seed=0)[metric]
         assert got[b] == pytest.approx(want, abs=1e-10), (task, b)
     assert (form["correct"] is not None) == (C.task_kind(task) == "verdict")
+
+
+# ---------------------------------------------------------------- compare end to end (constructed run folders)
+def write_run(root: Path, model: str, records_by_task: dict) -> Path:
+    """An lmms-eval output folder: results file with each task's report, samples jsonl with its
+    records under the task's first metric (as flex_tasks.lmms logs them)."""
+    folder = root / model
+    folder.mkdir(parents=True)
+    results = {}
+    for task, records in records_by_task.items():
+        spec = TASKS[task]
+        rep = benchmarks.of(spec).report(spec, records, iters=20, seed=0)
+        results[task] = {f"{m},none": rep[m] for m, _ in spec.metric_names() if m in rep}
+        key = spec.metric_names()[0][0]
+        with open(folder / f"2026-01-01T00-00-00_samples_{task}.jsonl", "w") as fh:
+            for n, r in enumerate(records):
+                fh.write(json.dumps({"doc_id": n, key: r, "filtered_resps": [r["raw"]]}) + "\n")
+    (folder / "2026-01-01T00-00-00_results.json").write_text(json.dumps(
+        {"results": results, "config": {"model": model, "model_args": f"pretrained=/ckpt/{model}"}}))
+    return folder
+
+
+TASKS3 = ["flex_mj_bench_alignment", "flex_nisqa", "flex_mllm_judge_batch"]
+
+
+@pytest.fixture(scope="module")
+def three_judges(tmp_path_factory):
+    """good (skill 0.9), weak (skill 0.3) and a copy of good, on the same items."""
+    root = tmp_path_factory.mktemp("paired_runs")
+    good = {t: make_records(t, 120, 2 if TASKS[t].multi_run else 1, random.Random(f"{t}-gold"), 0.9) for t in TASKS3}
+    weak = {t: make_records(t, 120, 2 if TASKS[t].multi_run else 1, random.Random(f"{t}-weak"), 0.3, like=recs)
+            for t, recs in good.items()}
+    return [write_run(root, "good", good), write_run(root, "weak", weak), write_run(root, "copy", good)]
+
+
+def test_compare_verdicts_on_known_judges(three_judges):
+    runs = load_runs(three_judges, labels=["good", "weak", "copy"], one_per_path=True)
+    rep = C.compare(runs, iters=300)
+    assert rep["warnings"] == []
+    for t in TASKS3:
+        by = {(p["a"], p["b"]): p["paired"] for p in rep["per_task"][t]["pairs"]}
+        hib = TASKS[t].headline[0][1]
+        assert by[("good", "weak")]["verdict"] == "A > B", t
+        assert by[("weak", "copy")]["verdict"] == "B > A", t
+        same = by[("good", "copy")]
+        assert same["diff"] == 0 and same["p"] == 1.0 and same["verdict"] == P.NO_DIFFERENCE
+        gw = by[("good", "weak")]
+        # the recomputed headline is the results file's value, the difference is A - B
+        for label, v in (("good", gw["a"]), ("weak", gw["b"])):
+            assert v == pytest.approx(rep["per_task"][t]["judges"][label]["headline"][gw["metric"]]["value"], abs=1e-12)
+        assert gw["diff"] == pytest.approx(gw["a"] - gw["b"])
+        assert (gw["diff"] > 0) == hib and gw["diff_ci95"][0] <= gw["diff"] <= gw["diff_ci95"][1]
+        assert gw["test"] == (C.ACCURACY_TEST if C.task_kind(t) == "verdict" else C.BOOTSTRAP_TEST)
+    # Holm over the tasks of each pair
+    for i in range(3):
+        raw = [rep["per_task"][t]["pairs"][i]["paired"]["p"] for t in TASKS3]
+        adj = [rep["per_task"][t]["pairs"][i]["paired"]["p_holm"] for t in TASKS3]
+        assert adj == pytest.approx(_holm_by_definition(raw))
+
+
+def test_mcnemar_in_compare_equals_scipy_on_the_records(three_judges):
+    runs = load_runs(three_judges[:2], labels=["good", "weak"], one_per_path=True)
+    rep = C.compare(runs, tasks=["flex_mj_bench_alignment"], iters=100)
+    st = rep["per_task"]["flex_mj_bench_alignment"]["pairs"][0]["paired"]
+    share = {}
+    for run in runs:
+        by_item: dict = {}
+        for r in run.records("flex_mj_bench_alignment"):
+            by_item.setdefault(r["item"], []).append(float(r["pred"] == r["gold"]))
+        share[run.label] = {i: np.mean(v) for i, v in by_item.items()}
+    a_better = sum(share["good"][i] > share["weak"][i] for i in share["good"])
+    b_better = sum(share["good"][i] < share["weak"][i] for i in share["good"])
+    assert (st["a_better"], st["b_better"]) == (a_better, b_better)
+    assert st["p"] == pytest.approx(binomtest(a_better, a_better + b_better, 0.5).pvalue)
+    assert st["p_holm"] == st["p"]  # one task: nothing to correct
+
+
+def _no_nan(token):
+    raise AssertionError(f"compare.json holds {token}, which is not JSON")
+
+
+def test_cli_writes_the_paired_table_and_strict_json(three_judges, tmp_path, capsys):
+    rc = C.main([str(p) for p in three_judges[:2]] + ["--labels", "good,weak", "--out", str(tmp_path),
+                                                       "--no-plots", "--bootstrap-iters", "200"])
+    assert rc == 0
+    md = (tmp_path / "compare.md").read_text()
+    assert "## Is A better than B?" in md and "| A − B [95% CI] |" in md
+    rep = json.loads((tmp_path / "compare.json").read_text(), parse_constant=_no_nan)
+    for t in TASKS3:
+        st = rep["per_task"][t]["pairs"][0]["paired"]
+        assert st["verdict"] == "A > B"
+        row = next(line for line in md.splitlines() if line.startswith(f"| {t} | good vs weak | {st['metric']}"))
+        assert row.endswith("| A > B |") and f"{st['diff']:.3f}" in row
+    assert "## Is A better than B?" in capsys.readouterr().out  # the terminal output too

@@ -228,6 +228,16 @@ def paired_test(fa: dict, fb: dict, iters: int, seed: int) -> dict:
     return out
 
 
+def paired_runs(run_a: Run, run_b: Run, task: str, iters: int = 1000,
+                seed: int = M.DEFAULT_BOOTSTRAP_SEED) -> dict:
+    """:func:`paired_test` of two runs' headline on ``task`` (no Holm: the caller corrects over
+    its own family of tests). Raises RunError / CompareError when the runs have no samples or
+    cover different (item, run) records."""
+    keys, keyed = align([run_a, run_b], task, intersect=False, warn=None)
+    fa, fb = (headline_stat(task, keys, recs) for recs in keyed)
+    return paired_test(fa, fb, iters, seed)
+
+
 def apply_holm(per_task: dict, alpha: float = P.ALPHA) -> None:
     """Holm-adjust each judge pair's p-values over the tasks compared, then the verdicts."""
     tasks = list(per_task)

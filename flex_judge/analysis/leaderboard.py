@@ -172,8 +172,60 @@ def build(runs: list[Run], with_paper: bool = True) -> dict:
                          "digits": 2 if sec.scale == 100.0 else 3,  # percentages: 2 decimals
                          "rows": run_rows + (_paper_rows(sec) if with_paper else []),
                          "metric_notes": _metric_notes(sec, run_rows, with_paper)})
-    return {"sections": sections, "runs": [r.metadata() for r in runs],
-            "paper_notes": protocols().get("paper_results_v4", {}).get("notes", "")}
+    board = {"sections": sections, "runs": [r.metadata() for r in runs],
+             "paper_notes": protocols().get("paper_results_v4", {}).get("notes", "")}
+    mark_ranks(board, runs)
+    return board
+
+
+def mark_ranks(board: dict, runs: list[Run], iters: int = 1000, alpha: float = 0.05) -> None:
+    """Rank marks that a paired test backs: in each column showing a task's headline metric
+    (``TaskSpec.headline[0]``) the best run row gets ``rank_test``, the paired test of it
+    against the next row on the same items (flex_judge.analysis.compare.paired_runs: McNemar for
+    accuracies, the paired bootstrap otherwise), Holm-adjusted over every column tested on the
+    board; ``significant`` (the row is marked 1st) only where the adjusted p < ``alpha``.
+    Columns with fewer than two run rows, a tie, or runs without comparable samples get no mark
+    (``board["rank_notes"]`` says why)."""
+    from flex_judge.analysis import compare as C
+    from flex_judge.analysis.paired import holm
+    from flex_tasks.protocol import TASKS
+
+    by_file = {str(r.results_file): r for r in runs}
+    scale = {s.key: s.scale for s in SECTIONS}
+    tested, notes = [], []
+    for sec in board["sections"]:
+        rows = [r for r in sec["rows"] if r["kind"] == "run"]
+        for col in sec["columns"]:
+            cells = [(row, row["cells"][col]) for row in rows if col in row["cells"]]
+            for _, c in cells:
+                c.pop("rank_test", None)
+            cells = [(row, c) for row, c in cells if c.get("value") is not None and c.get("task") in TASKS
+                     and c.get("metric") == TASKS[c["task"]].headline[0][0]]
+            if len(cells) < 2:
+                continue
+            hib = TASKS[cells[0][1]["task"]].headline[0][1]
+            cells.sort(key=lambda rc: rc[1]["value"], reverse=hib)
+            (top, ct), (nxt, cn) = cells[0], cells[1]
+            if ct["value"] == cn["value"]:
+                notes.append(f"{sec['key']}/{col}: {top['label']} and {nxt['label']} tie: no rank mark")
+                continue
+            try:
+                st = C.paired_runs(by_file[top["run"]], by_file[nxt["run"]], ct["task"], iters=iters)
+            except RunError as e:
+                notes.append(f"{sec['key']}/{col}: no paired test of {top['label']} vs {nxt['label']} ({e})")
+                continue
+            k = scale.get(sec["key"], 1.0)
+            ct["rank_test"] = {"vs": nxt["label"], "metric": st["metric"], "test": st["test"], "p": st["p"],
+                               "diff": st["diff"] * k, "diff_ci95": [v * k for v in st["diff_ci95"]]}
+            tested.append((sec["key"], col, top["label"], ct["rank_test"]))
+    for (key, col, label, rt), adj in zip(tested, holm([t[3]["p"] for t in tested])):
+        rt["p_holm"] = adj
+        rt["significant"] = bool(adj < alpha)
+        verdict = "beats" if rt["significant"] else "is not significantly better than"
+        notes.append(f"{key}/{col}: {label} {verdict} {rt['vs']} (difference {rt['diff']:.3f} "
+                     f"[{rt['diff_ci95'][0]:.3f}, {rt['diff_ci95'][1]:.3f}], {rt['test']} p={rt['p']:.3g}, "
+                     f"Holm over {len(tested)} columns p={adj:.3g})")
+    board["rank_notes"] = notes
 
 
 def _metric_notes(sec: Section, rows: list[dict], with_paper: bool) -> list[str]:
@@ -211,6 +263,11 @@ def _fmt_cell(cell: Optional[dict], digits: int) -> str:
     return s
 
 
+def _ranked(cell: Optional[dict], digits: int) -> str:
+    s = _fmt_cell(cell, digits)
+    return f"**{s}** (1st)" if cell and (cell.get("rank_test") or {}).get("significant") else s
+
+
 def to_markdown(board: dict) -> str:
     out = ["# Flex-Judge leaderboard", ""]
     out.append("Cells: value [95% bootstrap CI over items] (audio: LCC / SRCC [LCC CI]); "
@@ -226,7 +283,7 @@ def to_markdown(board: dict) -> str:
             mark = " †" if row["flagged"] else ""
             rates = [c.get("parse_failure_rate") for c in row["cells"].values() if c.get("parse_failure_rate") is not None]
             pf = f"{100 * max(rates):.0f}%" if rates else ""
-            out.append(f"| {row['label']}{mark} | " + " | ".join(_fmt_cell(row["cells"].get(c), digits)
+            out.append(f"| {row['label']}{mark} | " + " | ".join(_ranked(row["cells"].get(c), digits)
                                                                   for c in sec["columns"]) + f" | {pf} |")
             if row["flagged"]:
                 notes.append(f"- † {row['label']}: " + "; ".join(row["deviations"]))
@@ -234,6 +291,11 @@ def to_markdown(board: dict) -> str:
             out += ["", "Not the paper's protocol (not comparable to the paper rows):", *notes]
         if sec.get("metric_notes"):
             out += ["", "Metrics shown:", *(f"- {n}" for n in sec["metric_notes"])]
+    if board.get("rank_notes"):
+        out += ["", "## Rank marks", "", "**Bold (1st)**: the best run row of a headline column, marked only where a "
+                "paired test on the same items (McNemar's exact test for accuracies, the paired bootstrap for "
+                "correlations and Levenshtein; Holm over the columns tested) says it beats the next row at 5%.", "",
+                *(f"- {n}" for n in board["rank_notes"])]
     out += ["", "## Runs", ""]
     for m in board["runs"]:
         data = "; ".join(f"{t}: {d.get('source')} {d.get('hub_id') or d.get('path', '')} "
@@ -318,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
             sec["rows"] = [r for r in sec["rows"] if not r["flagged"]]
             if dropped:
                 print(f"excluded (not the paper's protocol) from {sec['key']}: {', '.join(dropped)}", file=sys.stderr)
+        mark_ranks(board, runs)  # against the rows that are left
     print(to_markdown(board))
     if a.out:
         for kind, path in write(board, Path(a.out), formats).items():

@@ -50,12 +50,10 @@ def resample_weights(n: int, size: int, rng: np.random.Generator,
             raise ValueError(f"strata: {strata.shape[0] if strata.ndim else 0} labels for {n} items")
         groups = [np.flatnonzero(strata == s) for s in dict.fromkeys(strata.tolist())]
     W = np.zeros((size, n))
-    rows = np.arange(size)[:, None]
     for g in groups:
-        draws = rng.integers(0, len(g), size=(size, len(g)))
-        counts = np.zeros((size, len(g)))
-        np.add.at(counts, (np.broadcast_to(rows, draws.shape), draws), 1.0)
-        W[:, g] = counts
+        m = len(g)
+        draws = rng.integers(0, m, size=(size, m)) + (np.arange(size) * m)[:, None]  # row b's draws -> b*m + j
+        W[:, g] = np.bincount(draws.ravel(), minlength=size * m).reshape(size, m)
     return W
 
 
