@@ -325,8 +325,10 @@ def _no_nan(token):
 
 def test_cli_writes_the_paired_table_and_strict_json(three_judges, tmp_path, capsys):
     rc = C.main([str(p) for p in three_judges[:2]] + ["--labels", "good,weak", "--out", str(tmp_path),
-                                                       "--no-plots", "--bootstrap-iters", "200"])
+                                                       "--bootstrap-iters", "200"])
     assert rc == 0
+    png = (tmp_path / "plots" / "paired_differences.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
     md = (tmp_path / "compare.md").read_text()
     assert "## Is A better than B?" in md and "| A − B [95% CI] |" in md
     rep = json.loads((tmp_path / "compare.json").read_text(), parse_constant=_no_nan)

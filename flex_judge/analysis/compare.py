@@ -401,6 +401,13 @@ def write_plots(report: dict, out: Path) -> dict[str, Path]:
             lower.append(not hs[0]["higher_is_better"])
     paths["benchmark_bars"] = plots.benchmark_bars(groups, labels, values, cis, out / "benchmark_bars.png",
                                                    lower_is_better=lower)
+    rows = [(t, p) for t in report["tasks"] for p in pt[t]["pairs"]]
+    paths["paired_differences"] = plots.paired_differences(
+        [f"{t.removeprefix('flex_')}:{p['paired']['metric']}{'' if p['paired']['higher_is_better'] else ' ↓'}"
+         f" {p['a']} vs {p['b']}" for t, p in rows],
+        [_num(p["paired"]["diff"]) for _, p in rows], [p["paired"]["diff_ci95"] for _, p in rows],
+        [f"{p['paired'].get('verdict', 'n/a')} (p Holm {_p(p['paired'].get('p_holm'))})" for _, p in rows],
+        out / "paired_differences.png")
     return paths
 
 
