@@ -338,3 +338,15 @@ def test_cli_writes_the_paired_table_and_strict_json(three_judges, tmp_path, cap
         row = next(line for line in md.splitlines() if line.startswith(f"| {t} | good vs weak | {st['metric']}"))
         assert row.endswith("| A > B |") and f"{st['diff']:.3f}" in row
     assert "## Is A better than B?" in capsys.readouterr().out  # the terminal output too
+
+
+def test_no_claim_where_mcnemar_and_the_headline_disagree():
+    """A dataset-averaged headline can move against the discordant items: the verdict then makes no claim."""
+    tests = {"t1": {"pairs": [{"paired": {"test": C.ACCURACY_TEST, "p": 0.001, "diff": 0.1, "higher_is_better": True,
+                                          "a_better": 2, "b_better": 30}}]},
+             "t2": {"pairs": [{"paired": {"test": C.ACCURACY_TEST, "p": 0.001, "diff": 0.1, "higher_is_better": True,
+                                          "a_better": 30, "b_better": 2}}]}}
+    C.apply_holm(tests)
+    assert tests["t1"]["pairs"][0]["paired"]["verdict"] == P.NO_DIFFERENCE
+    assert tests["t2"]["pairs"][0]["paired"]["verdict"] == "A > B"
+    assert tests["t1"]["pairs"][0]["paired"]["p_holm"] == pytest.approx(0.002)

@@ -248,6 +248,12 @@ def apply_holm(per_task: dict, alpha: float = P.ALPHA) -> None:
         for pt, adj in zip(tests, P.holm([pt["p"] for pt in tests])):
             pt["p_holm"] = adj
             pt["verdict"] = P.verdict(pt["diff"], adj, pt["higher_is_better"], alpha)
+            if pt["test"] == ACCURACY_TEST and pt["verdict"] in ("A > B", "B > A"):
+                # the discordant items must lean the way the headline moved (they can differ
+                # where the headline averages datasets or runs): otherwise no claim is made
+                lean = np.sign(pt["a_better"] - pt["b_better"]) * (1 if pt["higher_is_better"] else -1)
+                if lean != np.sign(pt["diff"]):
+                    pt["verdict"] = P.NO_DIFFERENCE
 
 
 # ---------------------------------------------------------------- per task
