@@ -178,54 +178,11 @@ def build(runs: list[Run], with_paper: bool = True) -> dict:
     return board
 
 
-def mark_ranks(board: dict, runs: list[Run], iters: int = 1000, alpha: float = 0.05) -> None:
-    """Rank marks that a paired test backs: in each column showing a task's headline metric
-    (``TaskSpec.headline[0]``) the best run row gets ``rank_test``, the paired test of it
-    against the next row on the same items (flex_judge.analysis.compare.paired_runs: McNemar for
-    accuracies, the paired bootstrap otherwise), Holm-adjusted over every column tested on the
-    board; ``significant`` (the row is marked 1st) only where the adjusted p < ``alpha``.
-    Columns with fewer than two run rows, a tie, or runs without comparable samples get no mark
-    (``board["rank_notes"]`` says why)."""
-    from flex_judge.analysis import compare as C
-    from flex_judge.analysis.paired import holm
-    from flex_tasks.protocol import TASKS
+def mark_ranks(board: dict, runs: list[Run]) -> None:
+    """Rank marks backed by a paired test (flex_judge.analysis.compare.mark_ranks)."""
+    from flex_judge.analysis.compare import mark_ranks as paired_marks
 
-    by_file = {str(r.results_file): r for r in runs}
-    scale = {s.key: s.scale for s in SECTIONS}
-    tested, notes = [], []
-    for sec in board["sections"]:
-        rows = [r for r in sec["rows"] if r["kind"] == "run"]
-        for col in sec["columns"]:
-            cells = [(row, row["cells"][col]) for row in rows if col in row["cells"]]
-            for _, c in cells:
-                c.pop("rank_test", None)
-            cells = [(row, c) for row, c in cells if c.get("value") is not None and c.get("task") in TASKS
-                     and c.get("metric") == TASKS[c["task"]].headline[0][0]]
-            if len(cells) < 2:
-                continue
-            hib = TASKS[cells[0][1]["task"]].headline[0][1]
-            cells.sort(key=lambda rc: rc[1]["value"], reverse=hib)
-            (top, ct), (nxt, cn) = cells[0], cells[1]
-            if ct["value"] == cn["value"]:
-                notes.append(f"{sec['key']}/{col}: {top['label']} and {nxt['label']} tie: no rank mark")
-                continue
-            try:
-                st = C.paired_runs(by_file[top["run"]], by_file[nxt["run"]], ct["task"], iters=iters)
-            except RunError as e:
-                notes.append(f"{sec['key']}/{col}: no paired test of {top['label']} vs {nxt['label']} ({e})")
-                continue
-            k = scale.get(sec["key"], 1.0)
-            ct["rank_test"] = {"vs": nxt["label"], "metric": st["metric"], "test": st["test"], "p": st["p"],
-                               "diff": st["diff"] * k, "diff_ci95": [v * k for v in st["diff_ci95"]]}
-            tested.append((sec["key"], col, top["label"], ct["rank_test"]))
-    for (key, col, label, rt), adj in zip(tested, holm([t[3]["p"] for t in tested])):
-        rt["p_holm"] = adj
-        rt["significant"] = bool(adj < alpha)
-        verdict = "beats" if rt["significant"] else "is not significantly better than"
-        notes.append(f"{key}/{col}: {label} {verdict} {rt['vs']} (difference {rt['diff']:.3f} "
-                     f"[{rt['diff_ci95'][0]:.3f}, {rt['diff_ci95'][1]:.3f}], {rt['test']} p={rt['p']:.3g}, "
-                     f"Holm over {len(tested)} columns p={adj:.3g})")
-    board["rank_notes"] = notes
+    paired_marks(board, runs, scales={s.key: s.scale for s in SECTIONS})
 
 
 def _metric_notes(sec: Section, rows: list[dict], with_paper: bool) -> list[str]:
