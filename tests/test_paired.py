@@ -350,3 +350,15 @@ def test_no_claim_where_mcnemar_and_the_headline_disagree():
     assert tests["t1"]["pairs"][0]["paired"]["verdict"] == P.NO_DIFFERENCE
     assert tests["t2"]["pairs"][0]["paired"]["verdict"] == "A > B"
     assert tests["t1"]["pairs"][0]["paired"]["p_holm"] == pytest.approx(0.002)
+
+
+def test_no_bootstrap_p_on_a_handful_of_items():
+    """3 items whose difference is the same in every resample: the bootstrap would say p = 0.002
+    (an exact sign-flip test cannot go below 0.25); no p-value, no verdict."""
+    a, b = np.array([1.0, 0.5, 0.8]), np.array([0.5, 0.0, 0.3])
+    res = P.paired_bootstrap(_acc_stat(a), _acc_stat(b), 3, iters=1000, seed=0)
+    assert res["diff"] == pytest.approx(0.5) and math.isnan(res["p"]) and "no bootstrap p-value" in res["note"]
+    assert P.bootstrap_p(np.full(1000, 0.5)) == pytest.approx(2 / 1001)
+    assert P.verdict(res["diff"], P.holm([res["p"]])[0], True) == "n/a"
+    n = P.MIN_BOOTSTRAP_ITEMS
+    assert np.isfinite(P.paired_bootstrap(_acc_stat(np.ones(n)), _acc_stat(np.zeros(n)), n, iters=100)["p"])

@@ -225,6 +225,8 @@ def paired_test(fa: dict, fb: dict, iters: int, seed: int) -> dict:
         out.update(test=ACCURACY_TEST, p=mc["p"], a_better=mc["a_better"], b_better=mc["b_better"])
     else:
         out.update(test=BOOTSTRAP_TEST, p=bs["p"])
+        if "note" in bs:
+            out["note"] = bs["note"]
     return out
 
 
@@ -542,7 +544,7 @@ def paired_markdown(report: dict) -> list[str]:
         for p in pt[t]["pairs"]:
             s = p["paired"]
             metric = s["metric"] + ("" if s["higher_is_better"] else " ↓")
-            test = "McNemar" if s["test"] == ACCURACY_TEST else "bootstrap"
+            test = "McNemar" if s["test"] == ACCURACY_TEST else "bootstrap" + (f"; {s['note']}" if s.get("note") else "")
             if s["test"] == ACCURACY_TEST:
                 test += f", {s['a_better']}:{s['b_better']} discordant"
             out.append(f"| {t} | {p['a']} vs {p['b']} | {metric} | {_f(s['a'])} | {_f(s['b'])} | "

@@ -35,6 +35,12 @@ Stat = Callable[[np.ndarray], np.ndarray]
 ALPHA = 0.05
 NO_DIFFERENCE = "no difference at 5 %"
 CHUNK = 256  # resamples per weight matrix (bounds memory on large benchmarks)
+# Fewest items for a bootstrap p-value. On a handful of items the percentile bootstrap's tails
+# are not trustworthy: on 3 items whose difference is the same in every resample it gives
+# p = 2/(B+1) = 0.002, where an exact paired (sign-flip) test cannot go below 2^(1-3) = 0.25.
+# From 10 items an exact paired test can reach 2^(1-10) ~ 0.002, the bootstrap's own floor at
+# B = 1000, so from there the two can agree.
+MIN_BOOTSTRAP_ITEMS = 10
 
 
 # ---------------------------------------------------------------- resampling
@@ -123,8 +129,9 @@ def paired_bootstrap(stat_a: Stat, stat_b: Stat, n: int, *, iters: int = 1000, s
                      strata: Optional[Sequence] = None, alpha: float = ALPHA) -> dict:
     """Difference ``stat_a - stat_b`` on the data, its percentile CI over ``iters`` paired
     resamples of the ``n`` items (the same resample for both judges) and the two-sided
-    bootstrap p-value of "no difference". Resamples where either statistic is undefined are
-    left out (``n_resamples`` says how many counted)."""
+    bootstrap p-value of "no difference" (NaN below ``MIN_BOOTSTRAP_ITEMS`` items, with a
+    ``note``). Resamples where either statistic is undefined are left out (``n_resamples``
+    says how many counted)."""
     ones = np.ones((1, n))
     a0, b0 = float(stat_a(ones)[0]), float(stat_b(ones)[0])
     out = {"a": a0, "b": b0, "diff": a0 - b0, "ci95": [float("nan"), float("nan")], "p": float("nan"),
@@ -144,7 +151,10 @@ def paired_bootstrap(stat_a: Stat, stat_b: Stat, n: int, *, iters: int = 1000, s
         return out
     lo, hi = np.percentile(d, [100 * alpha / 2, 100 * (1 - alpha / 2)])
     out["ci95"] = [float(lo), float(hi)]
-    out["p"] = bootstrap_p(d)
+    if n < MIN_BOOTSTRAP_ITEMS:
+        out["note"] = f"{n} items: no bootstrap p-value below {MIN_BOOTSTRAP_ITEMS} items"
+    else:
+        out["p"] = bootstrap_p(d)
     return out
 
 
