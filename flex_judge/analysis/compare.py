@@ -276,15 +276,18 @@ def mark_ranks(board: dict, runs: list[Run], scales: Optional[dict] = None, iter
                 continue
             k = scale.get(sec["key"], 1.0)
             ct["rank_test"] = {"vs": nxt["label"], "metric": st["metric"], "test": st["test"], "p": st["p"],
-                               "diff": st["diff"] * k, "diff_ci95": [v * k for v in st["diff_ci95"]]}
+                               "diff": st["diff"] * k, "diff_ci95": [v * k for v in st["diff_ci95"]],
+                               **({"note": st["note"]} if "note" in st else {})}
             tested.append((sec["key"], col, top["label"], ct["rank_test"]))
+    m = sum(1 for t in tested if math.isfinite(t[3]["p"]))
     for (key, col, label, rt), adj in zip(tested, P.holm([t[3]["p"] for t in tested])):
         rt["p_holm"] = adj
         rt["significant"] = bool(adj < alpha)
         verdict = "beats" if rt["significant"] else "is not significantly better than"
+        test = (f"{rt['test']} p={rt['p']:.3g}, Holm over {m} columns p={adj:.3g}" if math.isfinite(rt["p"])
+                else f"{rt['test']}: {rt.get('note', 'no p-value')}")
         notes.append(f"{key}/{col}: {label} {verdict} {rt['vs']} (difference {rt['diff']:.3f} "
-                     f"[{rt['diff_ci95'][0]:.3f}, {rt['diff_ci95'][1]:.3f}], {rt['test']} p={rt['p']:.3g}, "
-                     f"Holm over {len(tested)} columns p={adj:.3g})")
+                     f"[{rt['diff_ci95'][0]:.3f}, {rt['diff_ci95'][1]:.3f}], {test})")
     board["rank_notes"] = notes
 
 
