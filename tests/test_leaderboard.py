@@ -298,3 +298,49 @@ def test_bookkeeping_read_from_flex_details_or_older_metrics(tmp_path):
         assert "n_runs=2 (protocol 5)" in protocol_deviations(run, spec.task)
         cell = LB.build([run], with_paper=False)["sections"][0]["rows"][0]["cells"]["overall"]
         assert (cell["n_items"], cell["n_runs"], cell["parse_failure_rate"]) == (7, 2, 0.1)
+
+
+# ---------------------------------------------------------------- rank marks backed by a paired test
+def _judges(tmp_path, skills: dict) -> list:
+    import random
+
+    from test_paired import make_records, write_run
+
+    tasks = ["flex_mj_bench_alignment", "flex_nisqa"]
+    base = {t: make_records(t, 150, 2 if TASKS[t].multi_run else 1, random.Random(f"{t}-base"), 0.9) for t in tasks}
+    folders = []
+    for name, skill in skills.items():
+        recs = base if skill is None else {
+            t: make_records(t, 150, 2 if TASKS[t].multi_run else 1, random.Random(f"{t}-{name}"), skill, like=base[t])
+            for t in tasks}
+        folders.append(write_run(tmp_path, name, recs))
+    return load_runs(folders, labels=list(skills))
+
+
+def _ranked_cells(board):
+    return {(sec["key"], col): (row["label"], row["cells"][col]["rank_test"]) for sec in board["sections"]
+            for row in sec["rows"] for col in sec["columns"] if "rank_test" in row["cells"].get(col, {})}
+
+
+def test_rank_mark_only_where_the_paired_test_says_so(tmp_path):
+    board = LB.build(_judges(tmp_path / "clear", {"weak": 0.3, "good": None}), with_paper=False)
+    marks = _ranked_cells(board)
+    assert set(marks) == {("mj_bench", "alignment_w_tie"), ("audio_lcc_srcc", "nisqa_utt")}
+    for label, rt in marks.values():
+        assert label == "good" and rt["vs"] == "weak" and rt["significant"] and rt["p_holm"] < 0.05
+    mj = marks[("mj_bench", "alignment_w_tie")][1]
+    assert mj["test"] == "McNemar exact" and mj["diff"] > 10  # percent points, like the cells
+    md = LB.to_markdown(board)
+    row = next(line for line in md.splitlines() if line.startswith("| good"))
+    assert row.count("** (1st)") == 1  # the MJ-Bench table's w_tie column only (w.o. tie is not a headline)
+    assert "## Rank marks" in md and "good beats weak" in md
+    # a near tie: the top row is not marked, and the notes say so
+    board = LB.build(_judges(tmp_path / "close", {"a": None, "b": 0.88}), with_paper=False)
+    marks = _ranked_cells(board)
+    assert marks and not any(rt["significant"] for _, rt in marks.values())
+    md = LB.to_markdown(board)
+    assert "** (1st)" not in md and "is not significantly better than" in md
+    # identical runs tie: no test, no mark
+    board = LB.build(_judges(tmp_path / "same", {"x": None, "y": None}), with_paper=False)
+    assert _ranked_cells(board) == {} and any("tie: no rank mark" in n for n in board["rank_notes"])
+    json.dumps(LB.json_safe(board), allow_nan=False)

@@ -26,7 +26,9 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
+from sklearn.metrics import cohen_kappa_score
 
+from flex_judge.analysis import paired as P
 from flex_judge.analysis.runs import Run, RunError, json_safe, load_runs, protocol_deviations, swap_flags
 from flex_tasks import benchmarks
 from flex_tasks import metrics as M
@@ -48,21 +50,26 @@ def verdict_label(rec: dict) -> str:
 
 
 # ---------------------------------------------------------------- pure statistics
+def label_codes(a, b) -> tuple[np.ndarray, np.ndarray]:
+    """Two raters' labels as integer codes over their joint label set (labels mix types, e.g.
+    0/1 and 'none'; scikit-learn is several times faster on integer arrays)."""
+    codes = {k: i for i, k in enumerate(dict.fromkeys(list(a) + list(b)))}
+    return np.array([codes[x] for x in a], dtype=int), np.array([codes[y] for y in b], dtype=int)
+
+
 def cohen_kappa(a, b) -> float:
-    """Cohen's kappa of two raters' labels: (p_o - p_e) / (1 - p_e); NaN when p_e == 1
-    (both raters constant on the same label) or no items."""
-    a, b = list(a), list(b)
+    """Cohen's kappa of two raters' labels (scikit-learn's ``cohen_kappa_score``); NaN where it
+    is undefined: no items, or both raters constant on the same label. Integer arrays (from
+    :func:`label_codes`) are used as they are."""
     if len(a) != len(b):
         raise ValueError(f"length mismatch: {len(a)} vs {len(b)}")
-    n = len(a)
-    if n == 0:
+    if len(a) == 0:
         return float("nan")
-    po = sum(x == y for x, y in zip(a, b)) / n
-    labels = set(a) | set(b)
-    pe = sum((a.count(k) / n) * (b.count(k) / n) for k in labels)
-    if pe >= 1.0:
-        return float("nan")
-    return float((po - pe) / (1 - pe))
+    if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.dtype.kind == b.dtype.kind == "i"):
+        a, b = label_codes(a, b)
+    if np.unique(np.concatenate([a, b])).size == 1:
+        return float("nan")  # p_e = 1 (sklearn warns and returns NaN)
+    return float(cohen_kappa_score(a, b))
 
 
 def agreement(a, b) -> float:
@@ -127,6 +134,185 @@ def align(runs: list[Run], task: str, intersect: bool, warn) -> tuple[list, list
     return keys, keyed
 
 
+# ---------------------------------------------------------------- paired headline statistic
+ACCURACY_TEST, BOOTSTRAP_TEST = "McNemar exact", "paired bootstrap"
+
+
+def headline_stat(task: str, keys: list, recs: dict) -> dict:
+    """One judge's headline metric of ``task`` (``TaskSpec.headline[0]``) as a statistic of item
+    weights (``paired.Stat``) over the aligned records, computed the way the task's report does:
+
+    - VL-RewardBench / MJ-Bench / GenAI-Bench accuracy: per run the mean over items, then the mean
+      over runs; McNemar on each item's share of runs right;
+    - MLLM-as-a-Judge pair: the items' majority verdict over runs, accuracy per dataset, mean
+      over datasets (McNemar on the majority's correctness); score: Pearson per dataset and run
+      (NaN -> 0), median over runs, mean over datasets; batch: mean normalised Levenshtein per
+      dataset and run, worst run, mean over datasets (resampled within datasets);
+    - audio: Pearson (LCC) of the items' mean prediction with the gold MOS (within test sets
+      where the report stratifies by set).
+
+    Returns {"metric", "higher_is_better", "stat", "correct" (per-item correctness for McNemar,
+    None for a bootstrap-tested metric), "strata", "n_items"}.
+    Each form is checked against the benchmark's own report in tests/test_paired.py."""
+    spec = TASKS[task]
+    metric, hib = spec.headline[0]
+    items = list(dict.fromkeys(k[0] for k in keys))
+    runs = sorted({k[1] for k in keys})
+    pos_i = {it: i for i, it in enumerate(items)}
+    pos_r = {r: j for j, r in enumerate(runs)}
+    grid: list = [[None] * len(runs) for _ in items]
+    for k in keys:
+        grid[pos_i[k[0]]][pos_r[k[1]]] = recs[k]
+    first = [next(r for r in row if r is not None) for row in grid]
+
+    def matrix(fn):
+        return np.array([[fn(r) if r is not None else np.nan for r in row] for row in grid], dtype=float)
+
+    out = {"metric": metric, "higher_is_better": hib, "correct": None, "strata": None, "n_items": len(items)}
+    parser = spec.parser
+    if parser in ("vlrb_better", "mj_pref", "genai_vote"):
+        correct = matrix(lambda r: float(r["pred"] is not None and r["pred"] == r["gold"]))
+        out["stat"] = lambda W: P.runwise_mean(W, correct)
+        out["correct"] = P.nanmean_rows(correct)
+        return out
+    if parser in ("answer_float", "bvcc_mos"):
+        pred = P.nanmean_rows(matrix(lambda r: float(r["pred"])))
+        gold = np.array([float(r["gold"]) for r in first])
+        out["stat"] = lambda W: P.weighted_pearson(W, pred, gold)
+        if spec.report_kwargs.get("per_set"):
+            out["strata"] = np.array([str(r["set"]) for r in first])
+        return out
+    ds = np.array([str(r["dataset"]) for r in first])
+    names = sorted(set(ds.tolist()))
+    out["strata"] = ds
+    member = {d: (ds == d).astype(float) for d in names}
+
+    def dataset_mean(per_ds):  # per_ds(W, d) -> (B,): averaged over the datasets drawn
+        def stat(W):
+            vals = np.stack([np.where(W @ member[d] > 0, per_ds(W, d), np.nan) for d in names], axis=1)
+            return P.nanmean_rows(vals)
+        return stat
+
+    if parser == "mllm_pair":
+        gold = [r["gold"] for r in first]
+        hit = np.array([float(M.sign_majority([r["pred"] for r in row if r is not None]) == g)
+                        for row, g in zip(grid, gold)])
+        out["stat"] = dataset_mean(lambda W, d: P.weighted_mean(W * member[d], hit))
+        out["correct"] = hit
+    elif parser == "mllm_score":
+        pred = matrix(lambda r: float(r["pred"]))
+        gold = np.array([float(r["gold"]) for r in first])
+
+        def median_pearson(W, d):
+            rs = np.stack([P.weighted_pearson(W * member[d], pred[:, j], gold) for j in range(len(runs))], axis=1)
+            return np.median(np.nan_to_num(rs, nan=0.0), axis=1)
+        out["stat"] = dataset_mean(median_pearson)
+    elif parser == "mllm_batch":
+        dist = matrix(lambda r: M.norm_levenshtein(str(r["pred"]), str(r["gold"])))
+
+        def worst_run(W, d):
+            return P.nanmax_rows(np.stack([P.weighted_mean(W * member[d], dist[:, j]) for j in range(len(runs))], axis=1))
+        out["stat"] = dataset_mean(worst_run)
+    else:
+        raise CompareError(f"task {task}: no paired statistic for parser {parser!r}")
+    return out
+
+
+def paired_test(fa: dict, fb: dict, iters: int, seed: int) -> dict:
+    """A vs B on the headline: difference, paired bootstrap CI and the task's test (McNemar for
+    accuracies, the bootstrap otherwise); ``p_holm`` and ``verdict`` are set by :func:`compare`."""
+    bs = P.paired_bootstrap(fa["stat"], fb["stat"], fa["n_items"], iters=iters, seed=seed, strata=fa["strata"])
+    out = {"metric": fa["metric"], "higher_is_better": fa["higher_is_better"], "a": bs["a"], "b": bs["b"],
+           "diff": bs["diff"], "diff_ci95": bs["ci95"], "n_items": fa["n_items"], "n_resamples": bs["n_resamples"]}
+    if fa["correct"] is not None:
+        mc = P.mcnemar_exact(fa["correct"], fb["correct"])
+        out.update(test=ACCURACY_TEST, p=mc["p"], a_better=mc["a_better"], b_better=mc["b_better"])
+    else:
+        out.update(test=BOOTSTRAP_TEST, p=bs["p"])
+        if "note" in bs:
+            out["note"] = bs["note"]
+    return out
+
+
+def paired_runs(run_a: Run, run_b: Run, task: str, iters: int = 1000,
+                seed: int = M.DEFAULT_BOOTSTRAP_SEED) -> dict:
+    """:func:`paired_test` of two runs' headline on ``task`` (no Holm: the caller corrects over
+    its own family of tests). Raises RunError / CompareError when the runs have no samples or
+    cover different (item, run) records."""
+    keys, keyed = align([run_a, run_b], task, intersect=False, warn=None)
+    fa, fb = (headline_stat(task, keys, recs) for recs in keyed)
+    return paired_test(fa, fb, iters, seed)
+
+
+def mark_ranks(board: dict, runs: list[Run], scales: Optional[dict] = None, iters: int = 1000,
+               alpha: float = P.ALPHA) -> None:
+    """The leaderboard's rank marks (flex_judge.analysis.leaderboard), backed by a paired test.
+    In each column showing a task's headline metric (``TaskSpec.headline[0]``) the best run row
+    gets ``rank_test``: :func:`paired_runs` of it against the next row on the same items
+    (McNemar for accuracies, the paired bootstrap otherwise; differences in the section's
+    ``scales`` units), Holm-adjusted over every column tested on the board; ``significant``
+    (the row is marked 1st) only where the adjusted p < ``alpha``. Columns with fewer than two
+    run rows, a tie, or runs without comparable samples get no mark (``board["rank_notes"]``
+    says why)."""
+    by_file = {str(r.results_file): r for r in runs}
+    scale = scales or {}
+    tested, notes = [], []
+    for sec in board["sections"]:
+        rows = [r for r in sec["rows"] if r["kind"] == "run"]
+        for col in sec["columns"]:
+            cells = [(row, row["cells"][col]) for row in rows if col in row["cells"]]
+            for _, c in cells:
+                c.pop("rank_test", None)
+            cells = [(row, c) for row, c in cells if c.get("value") is not None and c.get("task") in TASKS
+                     and c.get("metric") == TASKS[c["task"]].headline[0][0]]
+            if len(cells) < 2:
+                continue
+            hib = TASKS[cells[0][1]["task"]].headline[0][1]
+            cells.sort(key=lambda rc: rc[1]["value"], reverse=hib)
+            (top, ct), (nxt, cn) = cells[0], cells[1]
+            if ct["value"] == cn["value"]:
+                notes.append(f"{sec['key']}/{col}: {top['label']} and {nxt['label']} tie: no rank mark")
+                continue
+            try:
+                st = paired_runs(by_file[top["run"]], by_file[nxt["run"]], ct["task"], iters=iters)
+            except RunError as e:
+                notes.append(f"{sec['key']}/{col}: no paired test of {top['label']} vs {nxt['label']} ({e})")
+                continue
+            k = scale.get(sec["key"], 1.0)
+            ct["rank_test"] = {"vs": nxt["label"], "metric": st["metric"], "test": st["test"], "p": st["p"],
+                               "diff": st["diff"] * k, "diff_ci95": [v * k for v in st["diff_ci95"]],
+                               **({"note": st["note"]} if "note" in st else {})}
+            tested.append((sec["key"], col, top["label"], ct["rank_test"]))
+    m = sum(1 for t in tested if math.isfinite(t[3]["p"]))
+    for (key, col, label, rt), adj in zip(tested, P.holm([t[3]["p"] for t in tested])):
+        rt["p_holm"] = adj
+        rt["significant"] = bool(adj < alpha)
+        verdict = "beats" if rt["significant"] else "is not significantly better than"
+        test = (f"{rt['test']} p={rt['p']:.3g}, Holm over {m} columns p={adj:.3g}" if math.isfinite(rt["p"])
+                else f"{rt['test']}: {rt.get('note', 'no p-value')}")
+        notes.append(f"{key}/{col}: {label} {verdict} {rt['vs']} (difference {rt['diff']:.3f} "
+                     f"[{rt['diff_ci95'][0]:.3f}, {rt['diff_ci95'][1]:.3f}], {test})")
+    board["rank_notes"] = notes
+
+
+def apply_holm(per_task: dict, alpha: float = P.ALPHA) -> None:
+    """Holm-adjust each judge pair's p-values over the tasks compared, then the verdicts."""
+    tasks = list(per_task)
+    if not tasks:
+        return
+    for i in range(len(per_task[tasks[0]]["pairs"])):
+        tests = [per_task[t]["pairs"][i]["paired"] for t in tasks]
+        for pt, adj in zip(tests, P.holm([pt["p"] for pt in tests])):
+            pt["p_holm"] = adj
+            pt["verdict"] = P.verdict(pt["diff"], adj, pt["higher_is_better"], alpha)
+            if pt["test"] == ACCURACY_TEST and pt["verdict"] in ("A > B", "B > A"):
+                # the discordant items must lean the way the headline moved (they can differ
+                # where the headline averages datasets or runs): otherwise no claim is made
+                lean = np.sign(pt["a_better"] - pt["b_better"]) * (1 if pt["higher_is_better"] else -1)
+                if lean != np.sign(pt["diff"]):
+                    pt["verdict"] = P.NO_DIFFERENCE
+
+
 # ---------------------------------------------------------------- per task
 def position_consistency(run: Run, task: str) -> Optional[dict]:
     """Share of (original-order run, swapped-order run) pairs of one item with the same verdict
@@ -162,8 +348,8 @@ def _pair_stats(kind: str, keys, ra: dict, rb: dict, top: int, iters: int, seed:
         out["kappa"] = cohen_kappa(a, b)
         out["agreement_ci95"] = _item_ci(lambda idx: agreement([a[i] for i in idx], [b[i] for i in idx]),
                                          item_of, iters, seed)
-        out["kappa_ci95"] = _item_ci(lambda idx: cohen_kappa([a[i] for i in idx], [b[i] for i in idx]),
-                                     item_of, iters, seed)
+        ca, cb = label_codes(a, b)
+        out["kappa_ci95"] = _item_ci(lambda idx: cohen_kappa(ca[idx], cb[idx]), item_of, iters, seed)
         pa = [x for x, ok in zip(a, both_ok) if ok]
         pb = [y for y, ok in zip(b, both_ok) if ok]
         out["agreement_parsed"] = agreement(pa, pb)  # over records both judges parsed
@@ -212,10 +398,11 @@ def compare_task(runs: list[Run], task: str, intersect: bool, warn, top: int = 1
             "parse_failures": fails, "parse_failure_rate": fails / len(aligned) if aligned else float("nan"),
             "headline": headline, "position_consistency": position_consistency(run, task),
             "deviations": protocol_deviations(run, task)}
+    forms = [headline_stat(task, keys, recs) for recs in keyed]
     pairs = []
     for (i, a), (j, b) in itertools.combinations(enumerate(runs), 2):
         st = _pair_stats(kind, keys, keyed[i], keyed[j], top, iters, seed)
-        pairs.append({"a": a.label, "b": b.label, **st})
+        pairs.append({"a": a.label, "b": b.label, **st, "paired": paired_test(forms[i], forms[j], iters, seed)})
     return {"kind": kind, "n_records": len(keys), "n_items": len({k[0] for k in keys}), "judges": judges, "pairs": pairs}
 
 
@@ -231,6 +418,7 @@ def compare(runs: list[Run], tasks: Optional[list[str]] = None, intersect: bool 
 
     chosen = choose_tasks(runs, tasks, intersect, warn)
     per_task = {t: compare_task(runs, t, intersect, warn, top=top, iters=iters) for t in chosen}
+    apply_holm(per_task)
     return {"judges": [r.metadata() for r in runs], "tasks": chosen, "warnings": found, "per_task": per_task}
 
 
@@ -276,6 +464,13 @@ def write_plots(report: dict, out: Path) -> dict[str, Path]:
             lower.append(not hs[0]["higher_is_better"])
     paths["benchmark_bars"] = plots.benchmark_bars(groups, labels, values, cis, out / "benchmark_bars.png",
                                                    lower_is_better=lower)
+    rows = [(t, p) for t in report["tasks"] for p in pt[t]["pairs"]]
+    paths["paired_differences"] = plots.paired_differences(
+        [f"{t.removeprefix('flex_')}:{p['paired']['metric']}{'' if p['paired']['higher_is_better'] else ' ↓'}"
+         f" {p['a']} vs {p['b']}" for t, p in rows],
+        [_num(p["paired"]["diff"]) for _, p in rows], [p["paired"]["diff_ci95"] for _, p in rows],
+        [f"{p['paired'].get('verdict', 'n/a')} (p Holm {_p(p['paired'].get('p_holm'))})" for _, p in rows],
+        out / "paired_differences.png")
     return paths
 
 
@@ -327,6 +522,7 @@ def to_markdown(report: dict, plot_paths: Optional[dict] = None, base: Optional[
                 else:
                     cells = [_f(p["exact_agreement"]), _f(p["mean_norm_levenshtein"])]
                 out.append(f"| {t} | {who} | {n} | " + " | ".join(cells) + " |")
+    out += paired_markdown(report)
     out += ["", "## Where they disagree most (item = row position, with the data's id; share of runs with different verdicts, "
             "mean |score difference| or mean ranking distance)", ""]
     for t in report["tasks"]:
@@ -339,6 +535,36 @@ def to_markdown(report: dict, plot_paths: Optional[dict] = None, base: Optional[
             rel = Path(path).relative_to(base) if base else Path(path)
             out.append(f"![{name}]({rel.as_posix()})")
     return "\n".join(out) + "\n"
+
+
+def paired_markdown(report: dict) -> list[str]:
+    """The 'Is A better than B?' table: one row per task and judge pair."""
+    pt = report["per_task"]
+    out = ["", "## Is A better than B? (paired test on the same items)", "",
+           f"Headline metric recomputed from the compared records; A − B with a paired bootstrap 95% CI (items "
+           f"resampled, all runs of an item together); p: McNemar's exact test for accuracies, the paired bootstrap "
+           f"for correlations and Levenshtein; Holm-adjusted over the {len(report['tasks'])} task(s) per judge pair; "
+           f"verdict at 5% on the adjusted p (↓ = lower is better).", "",
+           "| task | A vs B | metric | A | B | A − B [95% CI] | p (test) | p Holm | verdict |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for t in report["tasks"]:
+        for p in pt[t]["pairs"]:
+            s = p["paired"]
+            metric = s["metric"] + ("" if s["higher_is_better"] else " ↓")
+            test = "McNemar" if s["test"] == ACCURACY_TEST else "bootstrap" + (f"; {s['note']}" if s.get("note") else "")
+            if s["test"] == ACCURACY_TEST:
+                test += f", {s['a_better']}:{s['b_better']} discordant"
+            out.append(f"| {t} | {p['a']} vs {p['b']} | {metric} | {_f(s['a'])} | {_f(s['b'])} | "
+                       f"{_f(s['diff'])}{_ci(s['diff_ci95'])} | {_p(s['p'])} ({test}) | {_p(s.get('p_holm'))} | "
+                       f"{s.get('verdict', 'n/a')} |")
+    return out
+
+
+def _p(v) -> str:
+    v = _num(v)
+    if v is None or not math.isfinite(v):
+        return "n/a"
+    return "<0.001" if v < 0.001 else f"{v:.3f}"
 
 
 def _id(d: dict) -> str:

@@ -122,8 +122,17 @@ def build(runs: list[Run], with_paper: bool = True) -> dict:
                          "digits": 2 if sec.scale == 100.0 else 3,  # percentages: 2 decimals
                          "rows": run_rows + (_paper_rows(sec) if with_paper else []),
                          "metric_notes": _metric_notes(sec, run_rows, with_paper)})
-    return {"sections": sections, "runs": [r.metadata() for r in runs],
-            "paper_notes": protocols().get("paper_results_v4", {}).get("notes", "")}
+    board = {"sections": sections, "runs": [r.metadata() for r in runs],
+             "paper_notes": protocols().get("paper_results_v4", {}).get("notes", "")}
+    mark_ranks(board, runs)
+    return board
+
+
+def mark_ranks(board: dict, runs: list[Run]) -> None:
+    """Rank marks backed by a paired test (flex_judge.analysis.compare.mark_ranks)."""
+    from flex_judge.analysis.compare import mark_ranks as paired_marks
+
+    paired_marks(board, runs, scales={s.key: s.scale for s in SECTIONS})
 
 
 def _metric_notes(sec: Section, rows: list[dict], with_paper: bool) -> list[str]:
@@ -161,6 +170,11 @@ def _fmt_cell(cell: Optional[dict], digits: int) -> str:
     return s
 
 
+def _ranked(cell: Optional[dict], digits: int) -> str:
+    s = _fmt_cell(cell, digits)
+    return f"**{s}** (1st)" if cell and (cell.get("rank_test") or {}).get("significant") else s
+
+
 def to_markdown(board: dict) -> str:
     out = ["# Flex-Judge leaderboard", ""]
     out.append("Cells: value [95% bootstrap CI over items] (audio: LCC / SRCC [LCC CI]); "
@@ -176,7 +190,7 @@ def to_markdown(board: dict) -> str:
             mark = " †" if row["flagged"] else ""
             rates = [c.get("parse_failure_rate") for c in row["cells"].values() if c.get("parse_failure_rate") is not None]
             pf = f"{100 * max(rates):.0f}%" if rates else ""
-            out.append(f"| {row['label']}{mark} | " + " | ".join(_fmt_cell(row["cells"].get(c), digits)
+            out.append(f"| {row['label']}{mark} | " + " | ".join(_ranked(row["cells"].get(c), digits)
                                                                   for c in sec["columns"]) + f" | {pf} |")
             if row["flagged"]:
                 notes.append(f"- † {row['label']}: " + "; ".join(row["deviations"]))
@@ -184,6 +198,11 @@ def to_markdown(board: dict) -> str:
             out += ["", "Not the paper's protocol (not comparable to the paper rows):", *notes]
         if sec.get("metric_notes"):
             out += ["", "Metrics shown:", *(f"- {n}" for n in sec["metric_notes"])]
+    if board.get("rank_notes"):
+        out += ["", "## Rank marks", "", "**Bold (1st)**: the best run row of a headline column, marked only where a "
+                "paired test on the same items (McNemar's exact test for accuracies, the paired bootstrap for "
+                "correlations and Levenshtein; Holm over the columns tested) says it beats the next row at 5%.", "",
+                *(f"- {n}" for n in board["rank_notes"])]
     out += ["", "## Runs", ""]
     for m in board["runs"]:
         data = "; ".join(f"{t}: {d.get('source')} {d.get('hub_id') or d.get('path', '')} "
@@ -268,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
             sec["rows"] = [r for r in sec["rows"] if not r["flagged"]]
             if dropped:
                 print(f"excluded (not the paper's protocol) from {sec['key']}: {', '.join(dropped)}", file=sys.stderr)
+        mark_ranks(board, runs)  # against the rows that are left
     print(to_markdown(board))
     if a.out:
         for kind, path in write(board, Path(a.out), formats).items():

@@ -110,3 +110,28 @@ def benchmark_bars(groups: Sequence[str], series: Sequence[str], values: Sequenc
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return Path(path)
+
+
+def paired_differences(rows: Sequence[str], diffs: Sequence[Optional[float]],
+                       cis: Sequence[Optional[Sequence[float]]], notes: Sequence[str], path: Path,
+                       title: str = "A − B on the headline metric (paired 95% CI)") -> Path:
+    """Forest plot: one line per (task, judge pair), the difference as a dot with its CI as a
+    whisker, a line at 0, each line annotated (e.g. the verdict). NaN: no dot, "n/a"."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7.5, 1.0 + 0.38 * max(1, len(rows))))
+    for i, (d, ci, note) in enumerate(zip(diffs, cis, notes)):
+        y = len(rows) - 1 - i
+        if _finite(d):
+            lo, hi = (ci if ci and all(_finite(v) for v in ci) else (d, d))
+            ax.plot([lo, hi], [y, y], color="tab:blue", lw=1.5)
+            ax.plot([d], [y], "o", color="tab:blue", ms=4)
+        ax.annotate("n/a" if not _finite(d) else note, (1.01, y), xycoords=("axes fraction", "data"),
+                    va="center", fontsize=7)
+    ax.axvline(0, color="grey", lw=0.8, ls="--")
+    ax.set_yticks(range(len(rows)), labels=list(reversed(list(rows))), fontsize=7)
+    ax.set_ylim(-0.7, max(1, len(rows)) - 0.3)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return Path(path)
