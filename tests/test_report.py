@@ -364,3 +364,15 @@ def test_video_frames_and_audio_are_embedded(task):
     before = len(store.uris)
     R.judge_view(spec, items[0], {"item": 0, "run": 1, "seed": 1, "swap": False}, store)
     assert len(store.uris) == before
+
+
+def test_judges_on_different_data_are_noted(judged, tmp_path):
+    other = shutil.copytree(judged[1], tmp_path / "other")
+    res = next(other.glob("*/*_results.json"))
+    data = json.loads(res.read_text())
+    data["flex_provenance"]["tasks"]["flex_vl_rewardbench"]["items_sha256"] = "sha256:" + "1" * 64
+    res.write_text(json.dumps(data))
+    items = R.build_items(load_runs([judged[0], other], labels=["a", "b"]), with_media=False)
+    assert [n for n in items["notes"] if "different data" in n] == [
+        n for n in items["notes"] if n.startswith("flex_vl_rewardbench: the judges ran different data")]
+    assert len([n for n in items["notes"] if "different data" in n]) == 1

@@ -251,6 +251,11 @@ def build_items(runs: list[Run], with_media: bool = True, store: Optional[MediaS
                 data, why = load_task_items(runs[j], task)
                 if data is not None:
                     break
+        hashes = {runs[j].label: ((runs[j].provenance.get("tasks") or {}).get(task) or {}).get("items_sha256")
+                  for j in per_judge}
+        if len({h for h in hashes.values() if h}) > 1:  # same item position, different data: say so
+            notes.append(f"{task}: the judges ran different data (items hash " + ", ".join(
+                f"{lab} {str(h)[:19]}" for lab, h in hashes.items()) + "); the cards show one prompt per item")
         if data is None:
             for j in per_judge:
                 fallback.update({k: v for k, v in logged_inputs(runs[j], task).items() if k not in fallback})
