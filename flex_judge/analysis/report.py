@@ -230,6 +230,8 @@ def build_items(runs: list[Run], with_media: bool = True, store: Optional[MediaS
     from flex_judge.analysis.compare import task_kind
 
     labels = [r.label for r in runs]
+    if with_media and store is None:
+        store = MediaStore()
     tasks_out, items_out, notes = [], [], []
     for task in dict.fromkeys(t for r in runs for t in r.tasks):
         spec = TASKS[task]
