@@ -2,8 +2,8 @@
 and photograph it with headless Chromium (no selenium needed: `chromium --headless --screenshot`),
 the top of the page (headline tables) beside the item browser.
 
-    python scripts/report_screenshot.py runs/demo/eval-base-vl runs/demo/eval-vl --labels base,judge \
-        -o docs/img/report.png
+    python scripts/report_screenshot.py runs/demo/eval-base-vl runs/demo/eval-vl \
+        --labels tiny-vl-base,tiny-vl-judge --task flex_mj_bench_safety -o docs/img/report.png
 
 Needs Debian's `chromium` (apt-get install chromium).
 """
@@ -33,6 +33,7 @@ def main(argv=None) -> int:
     p.add_argument("-o", "--out", default=str(REPO / "docs" / "img" / "report.png"))
     p.add_argument("--labels")
     p.add_argument("--html", help="also keep the report here")
+    p.add_argument("--task", help="show this task's items in the item browser")
     p.add_argument("--width", type=int, default=1100)
     p.add_argument("--height", type=int, default=1300)
     a = p.parse_args(argv)
@@ -53,14 +54,15 @@ def main(argv=None) -> int:
         # the item browser alone: the same page with the part above it hidden
         only = Path(tmp) / "items.html"
         only.write_text(page.replace("</style>", "#top { display: none; }\n</style>", 1), encoding="utf-8")
-        items = Image.open(shoot(chromium, only.as_uri(), Path(tmp) / "items.png", a.width, a.height))
+        url = only.as_uri() + (f"#task={a.task}" if a.task else "")
+        items = Image.open(shoot(chromium, url, Path(tmp) / "items.png", a.width, a.height))
         both = Image.new("RGB", (top.width + items.width + 12, max(top.height, items.height)), "#888888")
         both.paste(top.convert("RGB"), (0, 0))
         both.paste(items.convert("RGB"), (top.width + 12, 0))
         both = both.resize((both.width * 3 // 4, both.height * 3 // 4), Image.LANCZOS)
         out = Path(a.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        both.save(out, optimize=True)
+        both.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(out, optimize=True)  # a third of the bytes
     print(f"wrote {out} ({out.stat().st_size / 1e3:.0f} kB) from a {summary['bytes'] / 1e6:.1f} MB report "
           f"of {summary['items']} items, {summary['media']} media")
     return 0

@@ -214,10 +214,11 @@ def browser():
     driver.quit()
 
 
-def _open(driver, path: Path):
+def _open(driver, path: Path, fragment: str = ""):
     from selenium.webdriver.support.ui import WebDriverWait
 
-    driver.get(path.as_uri())
+    driver.get("about:blank")  # a new document even when only the fragment changes
+    driver.get(path.as_uri() + fragment)
     WebDriverWait(driver, 30).until(lambda d: d.find_element("tag name", "body").get_attribute("data-ready") == "1")
 
 
@@ -274,6 +275,39 @@ def test_report_in_chromium(browser, page, judged, tmp_path):
     card = cards[0]
     assert len(card.find_elements("css selector", ".media img")) >= 1
     assert "judge-1" in card.text and "judge-2" in card.text and "gold" in card.text
+    # a link opens the browser filtered
+    _open(d, path, "#task=flex_mj_bench_alignment&pf=1")
+    assert _count(d)[0] == want["flex_mj_bench_alignment"]["pf"]
+    assert d.find_element("id", "f-pf").is_selected()
+
+
+def test_chromium_plays_the_embedded_audio(browser, tmp_path):
+    """The Ogg Vorbis data URI of a fixture clip loads in Chromium with the clip's duration."""
+    from flex_tasks import benchmarks
+    from flex_tasks.data import FIXTURES_DIR
+    from flex_tasks.media import load_audio
+
+    spec = TASKS["flex_nisqa"]
+    items = benchmarks.of(spec).load(spec, str(FIXTURES_DIR / benchmarks.of(spec).fixtures))
+    clip = load_audio(items[0]["media"][0])
+    store = R.MediaStore()
+    mid, _ = store.audio(clip)
+    entry = {"kind": "audio", "ids": [mid], "note": ""}
+    data = {"judges": ["j"], "tasks": [{"task": "flex_nisqa", "kind": "score", "modality": "audio", "n_items": 1,
+                                        "system": "", "judges": [0], "media": True, "media_note": "",
+                                        "n_parse_fail_items": 0, "n_disagree_items": 0}],
+            "items": [{"t": 0, "item": 0, "data_id": "x", "gold": 3.0, "group": {}, "pf": False, "dis": False,
+                       "views": [{"user": [["media", entry]]}],
+                       "runs": [{"run": 0, "swap": False, "seed": 0, "view": 0,
+                                 "judges": {"0": {"text": "t", "pred": 3, "label": "3", "ok": True, "how": "answer"}}}]}]}
+    path = tmp_path / "audio.html"
+    path.write_text(R.render("audio", "", "", [], data, store.uris), encoding="utf-8")
+    _open(browser, path)
+    got = browser.execute_async_script(
+        "const done = arguments[0]; const a = document.querySelector('#items audio');"
+        "a.addEventListener('loadedmetadata', () => done(a.duration)); a.addEventListener('error', () => done(-1));"
+        "a.preload = 'metadata'; a.load();")
+    assert got == pytest.approx(len(clip["array"]) / clip["sampling_rate"], abs=0.05)
 
 
 def test_thousands_of_items_page_by_page(browser, judged, tmp_path):
