@@ -410,3 +410,16 @@ def test_judges_on_different_data_are_noted(judged, tmp_path):
     assert [n for n in items["notes"] if "different data" in n] == [
         n for n in items["notes"] if n.startswith("flex_vl_rewardbench: the judges ran different data")]
     assert len([n for n in items["notes"] if "different data" in n]) == 1
+
+
+def test_runs_are_compared_within_groups_sharing_tasks(runs, judged):
+    """A VL-only run next to runs of other tasks: plotted by group, never a failed comparison."""
+    a, b, c = load_runs([judged[0], runs["b"], judged[1]], labels=["a", "b", "c"])
+    a.data["results"] = {t: v for t, v in a.data["results"].items() if t == "flex_vl_rewardbench"}
+    b.data["results"] = {t: v for t, v in b.data["results"].items() if t == "flex_mllm_judge_pair"}
+    c.data["results"] = {t: v for t, v in c.data["results"].items() if t in ("flex_vl_rewardbench", "flex_genai_bench_image")}
+    assert [[r.label for r in g] for g in R.run_groups([a, b, c])] == [["a", "c"], ["b"]]
+    html, notes = R.plots_html([a, b, c], iters=20)
+    caps = re.findall(r"<figcaption>([^<]*)</figcaption>", html)
+    assert "a vs c: benchmark bars" in caps and "b: benchmark bars" in caps
+    assert not [n for n in notes if n.startswith("no compare plots")]

@@ -363,38 +363,61 @@ def _png_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode()
 
 
-def plots_html(runs: list[Run], iters: int = 200) -> tuple[str, list[str]]:
-    """The compare plots as inline PNGs (two or more runs: agreement heatmap, score scatter,
-    benchmark bars; one run: its benchmark bars) and what could not be plotted."""
+def run_groups(runs: list[Run]) -> list[list[Run]]:
+    """The runs split into groups that share tasks (runs linked through common tasks), in the order
+    given: e.g. VL judges and audio judges of one report are compared among themselves."""
+    groups: list[list[Run]] = []
+    for run in runs:
+        linked = [g for g in groups if any(set(run.tasks) & set(o.tasks) for o in g)]
+        merged = [run] + [o for g in linked for o in g]
+        groups = [g for g in groups if g not in linked] + [sorted(merged, key=runs.index)]
+    return sorted(groups, key=lambda g: runs.index(g[0]))
+
+
+def _single_bars(run: Run, path: Path) -> Path:
+    """One judge's headline metrics with their CIs (compare needs two judges)."""
     from flex_judge.analysis import compare, plots
 
+    groups, values, cis, lower = [], [], [], []
+    for t in run.tasks:
+        for metric, hib in TASKS[t].headline:
+            ci = run.metric(t, f"{metric}_ci95")
+            groups.append(f"{t.removeprefix('flex_')}:{metric}")
+            values.append([compare._num(run.metric(t, metric))])
+            cis.append([ci if isinstance(ci, list) else None])
+            lower.append(not hib)
+    return plots.benchmark_bars(groups, [run.label], values, cis, path, lower_is_better=lower)
+
+
+def plots_html(runs: list[Run], iters: int = 200) -> tuple[str, list[str]]:
+    """The compare plots as inline PNGs, per group of runs sharing tasks (two or more runs:
+    `flex-judge compare`'s agreement heatmap, score scatter and benchmark bars over their common
+    tasks and records; a run alone: its headline bars), and what could not be plotted."""
+    from flex_judge.analysis import compare
+
     notes: list[str] = []
+    figs = []
+    groups = run_groups(runs)
     with tempfile.TemporaryDirectory(prefix="flex_report_") as tmp:
-        paths: dict = {}
-        if len(runs) >= 2:
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    rep = compare.compare(runs, intersect=True, iters=iters)
-                notes += [f"compare: {w}" for w in rep["warnings"]]
-                paths = compare.write_plots(rep, Path(tmp))
-            except RunError as e:
-                notes.append(f"no compare plots: {e}")
-        else:  # compare needs two judges; one judge still gets its headline bars with CIs
-            run = runs[0]
-            groups, values, cis, lower = [], [], [], []
-            for t in run.tasks:
-                for metric, hib in TASKS[t].headline:
-                    v = run.metric(t, metric)
-                    ci = run.metric(t, f"{metric}_ci95")
-                    groups.append(f"{t.removeprefix('flex_')}:{metric}")
-                    values.append([compare._num(v)])
-                    cis.append([ci if isinstance(ci, list) else None])
-                    lower.append(not hib)
-            paths["benchmark_bars"] = plots.benchmark_bars(groups, [run.label], values, cis,
-                                                           Path(tmp) / "benchmark_bars.png", lower_is_better=lower)
-        figs = [f'<figure><img alt="{_e(name)}" src="{_png_uri(p)}"><figcaption>{_e(name.replace("_", " "))}'
-                f"</figcaption></figure>" for name, p in paths.items()]
+        for n, group in enumerate(groups):
+            folder = Path(tmp) / str(n)
+            folder.mkdir()
+            who = " vs ".join(r.label for r in group)
+            paths: dict = {}
+            if len(group) >= 2:
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        rep = compare.compare(group, intersect=True, iters=iters)
+                    notes += [f"compare {who}: {w}" for w in rep["warnings"]]
+                    paths = compare.write_plots(rep, folder)
+                except RunError as e:
+                    notes.append(f"no compare plots for {who}: {e}")
+            else:
+                paths["benchmark_bars"] = _single_bars(group[0], folder / "benchmark_bars.png")
+            prefix = f"{who}: " if len(groups) > 1 else ""
+            figs += [f'<figure><img alt="{_e(name)}" src="{_png_uri(p)}"><figcaption>{_e(prefix + name.replace("_", " "))}'
+                     f"</figcaption></figure>" for name, p in paths.items()]
     return "\n".join(figs), notes
 
 
