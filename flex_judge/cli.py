@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "lm-eval": ("flex_models.lm_eval_cli:main", "run lm-eval (text-only judging) with the flex model registered"),
     "leaderboard": ("flex_judge.analysis.leaderboard:main", "collect lmms-eval runs of flex tasks into the paper's tables"),
     "compare": ("flex_judge.analysis.compare:main", "per-item comparison of judges that ran the same flex tasks"),
+    "report": ("flex_judge.analysis.report:main", "one self-contained HTML page: tables with CIs, compare plots, an item browser with media"),
     "judge": ("flex_judge.judging.file:main", "judge your own JSONL file (pair / score / batch); `judge serve` starts the lmms-eval judge server"),
 }
 
