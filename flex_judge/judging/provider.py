@@ -151,7 +151,7 @@ def _provider_class():
         def evaluate(self, request):
             import requests
 
-            from flex_judge.serving import split_answer
+            from flex_tasks.parsing import split_answer
 
             config = request.config or self.config
             timeout = float(os.environ.get(TIMEOUT_ENV, "600"))

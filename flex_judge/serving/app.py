@@ -36,7 +36,8 @@ from starlette.requests import ClientDisconnect
 
 from flex_judge.serving.limits import MediaLimits, PromptBudget
 from flex_judge.serving.media import MediaPolicy
-from flex_judge.serving.protocol import ReasoningSplitter, RequestError, parse_chat, split_answer
+from flex_judge.serving.protocol import ReasoningSplitter, RequestError, parse_chat
+from flex_tasks.parsing import split_answer
 
 log = logging.getLogger("flex_judge.serving")
 OPEN_PATHS = ("/health",)  # answered without the API key

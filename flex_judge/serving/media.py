@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from flex_models.confine import OutsideRoot, confine
 from flex_judge.serving.protocol import RequestError
 
 OUTSIDE = "is not inside this server's allowed media root"
@@ -64,12 +65,10 @@ class MediaPolicy:
                                "without --allowed-media-root); send the media as a data URL",
                                status=403, code="local_media_refused", type="permission_error")
         try:
-            path = (self.root / ref).resolve()  # an absolute ref replaces the root; symlinks and .. resolved
-        except (OSError, ValueError, RuntimeError):
+            path = confine(ref, self.root)  # the project's one confinement rule (flex_models.confine)
+        except OutsideRoot:
             raise RequestError(f"{field} {OUTSIDE}", status=403, code="outside_media_root",
                                type="permission_error") from None
-        if not path.is_relative_to(self.root):
-            raise RequestError(f"{field} {OUTSIDE}", status=403, code="outside_media_root", type="permission_error")
         return path
 
     def read_local(self, ref: str, kind: str, field: str) -> bytes:

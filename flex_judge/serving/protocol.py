@@ -6,11 +6,10 @@ server path, file content or a traceback.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
-_THINK = re.compile(r"<think>(.*?)(?:</think>|$)", re.DOTALL)
-_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+from flex_tasks.parsing import split_answer  # noqa: F401  (the one <think>/<answer> splitter, re-exported)
+
 ROLES = ("system", "user", "assistant")
 PART_TYPES = ("text", "image_url", "input_audio", "audio_url", "video_url")
 
@@ -22,27 +21,6 @@ class RequestError(ValueError):
                  type: str = "invalid_request_error", headers: dict | None = None):
         super().__init__(message)
         self.status, self.code, self.type, self.headers = status, code, type, headers
-
-
-def _local_split_answer(text: str) -> tuple[str, str]:
-    """(answer, reasoning) of a Flex-Judge output: every <answer> span joined by a space; with
-    none, the text after </think>; with neither, the whole text. Used only until
-    flex_tasks.parsing.split_answer (the project's one splitter, the registry branch) is merged."""
-    text = text or ""
-    m = _THINK.search(text)
-    reasoning = m.group(1).strip() if m else text.split("<answer>")[0].strip()
-    answers = [a.strip() for a in _ANSWER.findall(text)]
-    if answers:
-        return " ".join(answers), reasoning
-    if "</think>" in text:
-        return text.split("</think>", 1)[1].strip(), reasoning
-    return text.strip(), reasoning if m else ""
-
-
-try:  # the one <think>/<answer> splitter of the project (flex_tasks.parsing), once merged
-    from flex_tasks.parsing import split_answer
-except ImportError:  # a main without it: the server's own, same contract (delete once merged)
-    split_answer = _local_split_answer
 
 
 class ReasoningSplitter:
