@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from flex_models.errors import FlexJudgeError
+
 log = logging.getLogger("flex_models")
 
 # gen_kwargs keys read here; the rest are ignored with one warning per key.
@@ -19,7 +21,7 @@ _HARMLESS = {"num_beams", "use_cache", "image_aspect_ratio"}
 _warned: set[str] = set()
 
 
-class GenKwargsError(ValueError):
+class GenKwargsError(FlexJudgeError, ValueError):
     """A gen_kwargs value that cannot be honoured."""
 
 

@@ -22,6 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Optional
 
+from flex_models.errors import FlexJudgeError
 from flex_tasks import benchmarks
 from flex_tasks.protocol import DATA_ENV, TaskSpec
 
@@ -29,7 +30,7 @@ FIXTURES_DIR = Path(__file__).with_name("fixtures")
 HUB = "hub"
 
 
-class DataError(ValueError):
+class DataError(FlexJudgeError, ValueError):
     """Missing or malformed benchmark data; the message names the setting / file / row."""
 
 

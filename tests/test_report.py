@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from flex_judge.analysis import compare
 from flex_judge.analysis import report as R
 from flex_judge.analysis.runs import load_runs
 from flex_tasks.protocol import TASKS
@@ -243,7 +244,9 @@ def test_report_in_chromium(browser, page, judged, tmp_path):
     res = json.loads(next(judged[0].glob("*/*_results.json")).read_text())["results"]["flex_vl_rewardbench"]
     lo, hi = res["overall_acc_ci95,none"]
     assert f"{100 * res['overall_acc,none']:.2f} [{100 * lo:.2f}, {100 * hi:.2f}]" in row.text and "†" in row.text
-    assert len(d.find_elements("css selector", "#plots img")) == 3
+    # every plot compare writes (agreement heatmap, score scatter, headline bars, paired differences)
+    n_plots = len(compare.write_plots(compare.compare(load_runs(list(judged), labels=["judge-1", "judge-2"]), iters=20), tmp_path / "plots"))
+    assert n_plots >= 4 and len(d.find_elements("css selector", "#plots img")) == n_plots
     # a screenshot that is not blank
     shot = tmp_path / "report.png"
     d.save_screenshot(str(shot))

@@ -19,6 +19,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Optional
 
+from flex_models.errors import FlexJudgeError
 from flex_tasks.protocol import DETAIL_KEYS, TASKS, TaskSpec
 
 RESULTS_GLOB = "*_results.json"
@@ -29,7 +30,7 @@ META_KEYS = ("lmms_eval_version", "git_hash", "git_branch", "date", "model_name"
              "start_time", "end_time", "chat_template_sha", "system_instruction")
 
 
-class RunError(ValueError):
+class RunError(FlexJudgeError, ValueError):
     """An input that is not (or not a usable) lmms-eval output of flex tasks."""
 
 

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from flex_tasks import media as task_media
+from flex_models.errors import FlexJudgeError
 from flex_tasks import benchmarks, parsing, prompts
+from flex_tasks import media as task_media
 from flex_tasks.lmms import make_record
 from flex_tasks.protocol import TASKS, TaskSpec
 from flex_tasks.record import Record
@@ -35,7 +36,7 @@ SCORE_TASKS = benchmarks.api_tasks("score")
 RANK_TASKS = benchmarks.api_tasks("rank")
 
 
-class JudgeInputError(ValueError):
+class JudgeInputError(FlexJudgeError, ValueError):
     """Inputs that do not fit the chosen protocol (media count, unknown protocol, ...)."""
 
 

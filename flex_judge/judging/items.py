@@ -17,8 +17,17 @@ import string
 from pathlib import Path
 from typing import Any, Optional
 
-from flex_judge.judging.api import (COMPARE_TASKS, RANK_TASKS, SCORE_TASKS, Judge, JudgeInputError, JudgeRequest, _load,
-                                    task_name)
+from flex_judge.judging.api import (
+    COMPARE_TASKS,
+    RANK_TASKS,
+    SCORE_TASKS,
+    Judge,
+    JudgeInputError,
+    JudgeRequest,
+    _load,
+    task_name,
+)
+from flex_models.errors import FlexJudgeError
 from flex_tasks import benchmarks, metrics, parsing, prompts
 from flex_tasks.protocol import TASKS, TaskSpec
 
@@ -31,7 +40,7 @@ _FLIP = {"A": "B", "B": "A", "tie": "tie", None: None}
 _GOLD_PAIR = {"a": "A", "b": "B", "tie": "tie", "c": "tie", "1": "A", "2": "B"}
 
 
-class RowError(ValueError):
+class RowError(FlexJudgeError, ValueError):
     """A row that cannot be judged; the message names what is wrong (the caller adds the line)."""
 
 

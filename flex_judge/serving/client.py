@@ -18,10 +18,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from flex_models.errors import FlexRuntimeError
+
 KEY_ENV = "FLEX_JUDGE_API_KEY"
 
 
-class RemoteError(RuntimeError):
+class RemoteError(FlexRuntimeError, RuntimeError):
     """The server refused a request or could not be reached; the message is the server's."""
 
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from flex_models.errors import FlexJudgeError
 from flex_tasks.parsing import split_answer  # noqa: F401  (the one <think>/<answer> splitter, re-exported)
 
 ROLES = ("system", "user", "assistant")
 PART_TYPES = ("text", "image_url", "input_audio", "audio_url", "video_url")
 
 
-class RequestError(ValueError):
+class RequestError(FlexJudgeError, ValueError):
     """A request the server refuses: HTTP `status`, OpenAI-style error `type` and `code`."""
 
     def __init__(self, message: str, status: int = 400, code: str = "invalid_request",
