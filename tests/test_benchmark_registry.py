@@ -111,7 +111,6 @@ def problems(b: benchmarks.Benchmark) -> list[str]:
         out.append(f"{b.name}: no fixtures folder {fixtures.relative_to(ROOT)}")
     yamls, stubs = render(), render_stubs()
     columns = {c.task for s in b.leaderboard for c in s.columns if c.task}
-    parsers = benchmarks.parsers()
     for spec in specs:
         t = spec.task
         if spec.bench != b.name:
@@ -120,7 +119,7 @@ def problems(b: benchmarks.Benchmark) -> list[str]:
             out.append(f"{t}: yaml_tasks/flex/{t}.yaml missing or stale (python -m yaml_tasks.generate)")
         if f"{t}.jsonl" not in stubs or not (STUBS / f"{t}.jsonl").is_file():
             out.append(f"{t}: no stub flex_tasks/fixtures/stubs/{t}.jsonl (python -m yaml_tasks.generate)")
-        p = parsers.get(spec.parser) if spec.parser in b.parsers else None
+        p = b.parsers.get(spec.parser)
         if p is None:
             out.append(f"{t}: parser {spec.parser!r} is not declared by its module")
         else:
@@ -128,6 +127,8 @@ def problems(b: benchmarks.Benchmark) -> list[str]:
                 out.append(f"{t}: parser kind {p.kind!r}")
             if p.kind == "verdict" and not p.winner:
                 out.append(f"{t}: a verdict parser without winner labels")
+            if p.headline not in benchmarks.HEADLINE_FORMS:
+                out.append(f"{t}: headline form {p.headline!r} is not one compare's paired test knows")
             if p.kind != "verdict" or p.tags == 2:  # numbers are read: the protocol states their scale
                 if spec.scale is None:
                     out.append(f"{t}: no scale (protocols.json {b.name}.scale)")
@@ -170,6 +171,7 @@ def test_every_bundled_fixture_loads(monkeypatch):
     (dict(fixtures="no_such_folder"), "no fixtures folder"),
     (dict(leaderboard=()), "in no leaderboard column"),
     (dict(parsers={}), "is not declared by its module"),
+    (dict(parsers={"answer_float": dataclasses.replace(benchmarks.ANSWER_FLOAT, headline="nope")}), "headline form"),
 ])
 def test_a_benchmark_missing_a_part_is_caught(broken, expect):
     b = dataclasses.replace(benchmarks.get("somos"), **broken)

@@ -169,13 +169,13 @@ def headline_stat(task: str, keys: list, recs: dict) -> dict:
         return np.array([[fn(r) if r is not None else np.nan for r in row] for row in grid], dtype=float)
 
     out = {"metric": metric, "higher_is_better": hib, "correct": None, "strata": None, "n_items": len(items)}
-    parser = spec.parser
-    if parser in ("vlrb_better", "mj_pref", "genai_vote"):
+    form = benchmarks.parser_of(spec).headline  # the benchmark module declares the form
+    if form == "runwise_accuracy":
         correct = matrix(lambda r: float(r["pred"] is not None and r["pred"] == r["gold"]))
         out["stat"] = lambda W: P.runwise_mean(W, correct)
         out["correct"] = P.nanmean_rows(correct)
         return out
-    if parser in ("answer_float", "bvcc_mos"):
+    if form == "mos_pearson":
         pred = P.nanmean_rows(matrix(lambda r: float(r["pred"])))
         gold = np.array([float(r["gold"]) for r in first])
         out["stat"] = lambda W: P.weighted_pearson(W, pred, gold)
@@ -193,13 +193,13 @@ def headline_stat(task: str, keys: list, recs: dict) -> dict:
             return P.nanmean_rows(vals)
         return stat
 
-    if parser == "mllm_pair":
+    if form == "dataset_majority_accuracy":
         gold = [r["gold"] for r in first]
         hit = np.array([float(M.sign_majority([r["pred"] for r in row if r is not None]) == g)
                         for row, g in zip(grid, gold)])
         out["stat"] = dataset_mean(lambda W, d: P.weighted_mean(W * member[d], hit))
         out["correct"] = hit
-    elif parser == "mllm_score":
+    elif form == "dataset_median_pearson":
         pred = matrix(lambda r: float(r["pred"]))
         gold = np.array([float(r["gold"]) for r in first])
 
@@ -207,14 +207,14 @@ def headline_stat(task: str, keys: list, recs: dict) -> dict:
             rs = np.stack([P.weighted_pearson(W * member[d], pred[:, j], gold) for j in range(len(runs))], axis=1)
             return np.median(np.nan_to_num(rs, nan=0.0), axis=1)
         out["stat"] = dataset_mean(median_pearson)
-    elif parser == "mllm_batch":
+    elif form == "dataset_worst_levenshtein":
         dist = matrix(lambda r: M.norm_levenshtein(str(r["pred"]), str(r["gold"])))
 
         def worst_run(W, d):
             return P.nanmax_rows(np.stack([P.weighted_mean(W * member[d], dist[:, j]) for j in range(len(runs))], axis=1))
         out["stat"] = dataset_mean(worst_run)
     else:
-        raise CompareError(f"task {task}: no paired statistic for parser {parser!r}")
+        raise CompareError(f"task {task}: no paired statistic for headline form {form!r}")
     return out
 
 

@@ -48,12 +48,20 @@ class Parser:
     ``<answer>`` tags it reads (``tags``: 1, 2 or "per_answer"; `flex-judge demo` says why an
     output did not parse from it), the numbers it reads (``numbers``: checked against the
     task's scale) and, for verdicts, ``winner``: value -> the API's "A" | "B" | "tie" |
-    "both_bad"."""
+    "both_bad". ``headline`` names the form of the task's headline metric that `flex-judge
+    compare`'s paired test recomputes on resampled items (flex_judge.analysis.compare.headline_stat):
+    one of HEADLINE_FORMS."""
     fn: Callable
     kind: str
     tags: Any = 1
     numbers: Callable = parsing.answer_ints
     winner: Optional[dict] = None
+    headline: str = "mos_pearson"
+
+
+# The headline forms compare's paired test knows (what each computes: compare.headline_stat).
+HEADLINE_FORMS = ("runwise_accuracy", "mos_pearson", "dataset_majority_accuracy", "dataset_median_pearson",
+                  "dataset_worst_levenshtein")
 
 
 ANSWER_FLOAT = Parser(parsing.answer_float, "score", 1, numbers=parsing.answer_floats)

@@ -204,7 +204,7 @@ LEADERBOARD = (Section("genai_bench", "GenAI-Bench (accuracy, %; mean over runs,
 WINNER = {"leftvote": "A", "rightvote": "B", "tievote": "tie", "bothbad_vote": "both_bad"}
 
 BENCHMARK = Benchmark("genai_bench", tasks=tasks,
-                      parsers={"genai_vote": Parser(genai_vote, "verdict", 1, numbers=lambda text: [], winner=WINNER)},
+                      parsers={"genai_vote": Parser(genai_vote, "verdict", 1, numbers=lambda text: [], winner=WINNER, headline="runwise_accuracy")},
                       groups={"flex_genai_bench": TASK_NAMES},
                       # the paper's overall column: lmms-eval's unweighted mean over the members
                       group_aggregates={"flex_genai_bench": ("acc_mean", "acc_majority")},

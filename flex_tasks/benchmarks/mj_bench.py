@@ -160,7 +160,7 @@ LEADERBOARD = (Section("mj_bench", "MJ-Bench (accuracy, %; artifact = the 'quali
                        scale=100.0),)
 
 BENCHMARK = Benchmark("mj_bench", tasks=tasks,
-                      parsers={"mj_pref": Parser(mj_pref, "verdict", 2, winner={0: "A", 1: "B", 2: "tie"})},
+                      parsers={"mj_pref": Parser(mj_pref, "verdict", 2, winner={0: "A", 1: "B", 2: "tie"}, headline="runwise_accuracy")},
                       groups={"flex_mj_bench": TASK_NAMES}, api={"compare_media": TASK_NAMES}, leaderboard=LEADERBOARD,
                       load=load, fields=fields, media_order=media_order, parse=parse, report=report,
                       write_fixtures=write_fixtures, demo_example=demo_example)

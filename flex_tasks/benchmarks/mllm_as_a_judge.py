@@ -381,9 +381,10 @@ LEADERBOARD = (Section("mllm_as_a_judge_avg", "MLLM-as-a-Judge (score: Pearson; 
     Column("batch_levenshtein(lower better)", TASK["batch"], "levenshtein", as_released="levenshtein_as_released"))),)
 
 BENCHMARK = Benchmark("mllm_as_a_judge", tasks=tasks,
-                      parsers={"mllm_pair": Parser(mllm_pair, "verdict", 2, winner={"A": "A", "B": "B", "C": "tie"}),
-                               "mllm_score": Parser(mllm_score, "score", 1),
-                               "mllm_batch": Parser(mllm_batch, "ranking", "per_answer")},
+                      parsers={"mllm_pair": Parser(mllm_pair, "verdict", 2, winner={"A": "A", "B": "B", "C": "tie"},
+                                                    headline="dataset_majority_accuracy"),
+                               "mllm_score": Parser(mllm_score, "score", 1, headline="dataset_median_pearson"),
+                               "mllm_batch": Parser(mllm_batch, "ranking", "per_answer", headline="dataset_worst_levenshtein")},
                       groups={"flex_mllm_judge": tuple(TASK.values())},
                       api={"compare": (TASK["pair"],), "score": (TASK["score"],), "rank": (TASK["batch"],)},
                       # the API's short names: mllm_score -> flex_mllm_judge_score

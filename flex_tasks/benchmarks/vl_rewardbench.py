@@ -180,6 +180,6 @@ LEADERBOARD = (Section("vl_rewardbench", "VL-RewardBench (accuracy, %)", (
     scale=100.0),)
 
 BENCHMARK = Benchmark("vl_rewardbench", tasks=tasks,
-                      parsers={"vlrb_better": Parser(vlrb_better, "verdict", 2, winner={0: "A", 1: "B", None: "tie"})},
+                      parsers={"vlrb_better": Parser(vlrb_better, "verdict", 2, winner={0: "A", 1: "B", None: "tie"}, headline="runwise_accuracy")},
                       api={"compare": (T,)}, leaderboard=LEADERBOARD, load=load, fields=fields, parse=parse, report=report,
                       write_fixtures=write_fixtures, demo_example=demo_example, compare_fields=compare_fields)
