@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from collections import Counter
 from pathlib import Path
 from typing import Any, Optional
 
@@ -61,13 +60,17 @@ def normalise(v) -> tuple[Optional[float], Optional[str]]:
 
 
 def cohen_kappa(a: list[str], b: list[str]) -> float:
-    n = len(a)
-    if n == 0:
+    """Cohen's kappa of two label lists (scikit-learn's; NaN when undefined: no items, or both
+    judges give one and the same label throughout)."""
+    import warnings
+
+    from sklearn.metrics import cohen_kappa_score
+
+    if not a:
         return float("nan")
-    po = sum(x == y for x, y in zip(a, b)) / n
-    ca, cb = Counter(a), Counter(b)
-    pe = sum(ca[k] * cb[k] for k in ca) / (n * n)
-    return (po - pe) / (1 - pe) if pe < 1 else float("nan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the undefined case is the NaN above, not a warning
+        return float(cohen_kappa_score(a, b))
 
 
 def compare(a: dict, b: dict) -> dict:

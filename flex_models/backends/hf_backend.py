@@ -12,14 +12,11 @@ import logging
 from tqdm import tqdm
 
 from flex_models.media import video_metadata
+from flex_models.family import FAMILY
 from flex_models.requests import Output, Prepared, cut_at_stop
 
 log = logging.getLogger("flex_models")
 
-MODEL_CLASSES = {
-    "vl": "Qwen2_5_VLForConditionalGeneration",
-    "omni": "Qwen2_5OmniThinkerForConditionalGeneration",
-}
 
 
 def torch_dtype(name: str):
@@ -39,7 +36,7 @@ class HFBackend:
 
         self.args, self.family = args, checkpoint.family
         torch.manual_seed(args.seed)  # engine-level seed for requests the task does not seed
-        cls = getattr(transformers, MODEL_CLASSES[checkpoint.family])
+        cls = getattr(transformers, FAMILY[checkpoint.family].model_class)
         kw = dict(dtype=torch_dtype(args.dtype), trust_remote_code=args.trust_remote_code)
         if args.attn_implementation:
             kw["attn_implementation"] = args.attn_implementation
