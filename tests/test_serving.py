@@ -741,14 +741,15 @@ def test_judge_file_against_a_server_with_its_key(vl_server, media, tmp_path):
             {"id": "b1", "question": "Which colour?", "responses": ["Red.", "Blue.", "Green."], "gold": "ACB"}]
     items.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "judged.jsonl"
-    args = [str(items), "--server", vl_server.url, "--max-new-tokens", "8", "--out", str(out), "--no-progress"]
+    args = [str(items), "--server", vl_server.url, "--max-new-tokens", "8", "--out", str(out), "--no-progress",
+            "--media-root", str(media["root"])]  # the images live outside the input file's folder
     assert judge_file.main(args + ["--api-key", KEY]) == 0
     recs = [json.loads(x) for x in out.read_text().splitlines()]
     assert [r["id"] for r in recs] == ["p1", "b1"] and all(s["text"] for r in recs for s in r["samples"])
     # a wrong key: every row is reported with the server's refusal, nothing is written as judged
     bad_out = tmp_path / "bad.jsonl"
     assert judge_file.main([str(items), "--server", vl_server.url, "--api-key", "wrong", "--out", str(bad_out),
-                            "--no-progress"]) == 0
+                            "--no-progress", "--media-root", str(media["root"])]) == 0
     summary = json.loads((tmp_path / "bad.summary.json").read_text())
     assert summary["skipped_bad_rows"] == 2 and "answered 401" in summary["bad_rows"][0]["error"]
     assert judge_file.main([str(items), "--out", str(bad_out)]) == 2  # neither --model nor --server
