@@ -164,12 +164,14 @@ def test_resume_reproduces_the_loss_sequence(tiny_vl, demo8, tmp_path, monkeypat
     assert sorted(f.name for f in (ck / "step-4").iterdir()) == [
         "config.yaml", "model.safetensors", "optimizer.safetensors", "rng-0.safetensors", "trainer_state.json"]
     monkeypatch.setattr(T.Run, "train_step", orig)
+    with pytest.raises(ValueError, match="'grad_accum'"):  # another data order: refused
+        T.run(cfg_for(tiny_vl, demo8, tmp_path / "x", resume=True, **dict(kw, grad_accum=2)))
     res = T.run(cfg_for(tiny_vl, demo8, tmp_path / "x", resume=True, **kw))["history"]
     assert [h["step"] for h in res] == [1, 2, 3, 4, 5, 6]
     for a, b in zip(ref, res):
         assert a["loss"] == pytest.approx(b["loss"], abs=1e-6) and a["lr"] == b["lr"]
-    with pytest.raises(ValueError, match="'grad_accum'"):
-        T.run(cfg_for(tiny_vl, demo8, tmp_path / "x", resume=True, **dict(kw, grad_accum=2)))
+    # the run is finished now: a further --resume says so and trains nothing
+    assert T.run(cfg_for(tiny_vl, demo8, tmp_path / "x", resume=True, **kw))["finished"]
 
 
 @pytest.mark.parametrize("family", ["vl", "omni"])
