@@ -151,3 +151,17 @@ def test_teacher_env_adds_only_missing_cpu_defaults():
     env = teacher_env({"A": "1", "VLLM_HOST_IP": "10.0.0.1"}, cpu=True)
     assert env == {**CPU_ENV, "A": "1", "VLLM_HOST_IP": "10.0.0.1"}  # what the user set wins
     assert teacher_env(env, cpu=True) is None  # the child builds its engine in-process
+
+
+@pytest.mark.parametrize("text, pair", [
+    ("r</think><answer>8</answer><answer> 3 </answer>", [8, 3]),  # spaces inside a tag
+    ("<answer>-1</answer><answer>2</answer>", [-1, 2]),
+    ("<answer>[[A>B]]</answer><answer>3</answer><answer>4</answer>", [3, 4]),  # non-integer spans skipped
+    ("<answer><answer>5</answer><answer>6</answer>", [5, 6]),  # an unclosed tag: the innermost span
+    ("<answer>3</answer>", None), ("no tags 8 3", None)])
+def test_filter_reads_answers_through_the_one_splitter(text, pair):
+    from flex_tasks.parsing import answer_spans
+    from trainer.data_pipeline import parse_pair
+
+    assert parse_pair(text) == pair
+    assert len(answer_spans(text)) >= (2 if pair else 0)

@@ -27,10 +27,11 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from flex_models.journal import cut_partial_last_line
+from flex_models.jsonl import Appender, cut_partial_last_line
+from flex_tasks.parsing import answer_spans
 from trainer.data import read_rows
 
-ANSWER = re.compile(r"<answer>\s*(-?\d+)\s*</answer>")
+INTEGER = re.compile(r"-?\d+")
 
 
 class PipelineError(ValueError):
@@ -64,8 +65,9 @@ def gold_pair(row: dict) -> list[int] | None:
 
 
 def parse_pair(text: str) -> list[int] | None:
-    found = ANSWER.findall(text)
-    return [int(x) for x in found[:2]] if len(found) >= 2 else None
+    """The first two integer ``<answer>`` spans (the project's one splitter, flex_tasks.parsing)."""
+    found = [int(x) for x in (span.strip() for span in answer_spans(text)) if INTEGER.fullmatch(x)]
+    return found[:2] if len(found) >= 2 else None
 
 
 # ---------------------------------------------------------------- generate
@@ -199,17 +201,15 @@ def generate(args, argv: list[str] | None = None) -> int:
     SamplingParams = require("vllm", "`flex-judge data generate` (teacher traces)").SamplingParams
 
     llm = teacher_engine(args.teacher, engine_args)
-    with open(out, "a", encoding="utf-8") as f:
+    with Appender(out, repair=False) as f:  # the partial last line was cut above (and reported)
         for start in range(0, len(todo), args.chunk):
             part = todo[start:start + args.chunk]
             params = [SamplingParams(temperature=settings["temperature"], top_p=settings["top_p"],
                                      max_tokens=settings["max_tokens"], seed=s) for _, s in part]
             outs = llm.generate([prompts[i] for i, _ in part], params, use_tqdm=False)
-            for (i, s), o in zip(part, outs):
-                f.write(json.dumps({"row": i, "seed": s, "prompt": prompts[i], "text": o.outputs[0].text,
-                                    "n_tokens": len(o.outputs[0].token_ids), "gold": golds[i],
-                                    "settings": settings}) + "\n")
-            f.flush()
+            f.write(*({"row": i, "seed": s, "prompt": prompts[i], "text": o.outputs[0].text,
+                       "n_tokens": len(o.outputs[0].token_ids), "gold": golds[i], "settings": settings}
+                      for (i, s), o in zip(part, outs)))  # one write + flush per chunk
             print(f"[generate] {min(start + args.chunk, len(todo))}/{len(todo)}", file=sys.stderr)
     return 0
 
