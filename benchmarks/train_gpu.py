@@ -128,8 +128,8 @@ def run_flex(args, samples, device, attn=None) -> dict:
     cfg = flex_config(args, device, attn)
     bf16w = T.bf16_weights(cfg, device.type == "cuda")
     lm = M.wrap(full, "vl", attn, True, cfg.loss_chunk_tokens, -1, args.compile)
-    T.fsdp_wrap_family("vl")
-    acc = Accelerator(mixed_precision="bf16" if device.type == "cuda" and not bf16w else "no", cpu=device.type != "cuda")
+    acc = Accelerator(mixed_precision="bf16" if device.type == "cuda" and not bf16w else "no", cpu=device.type != "cuda",
+                      fsdp_plugin=T.fsdp_plugin("vl"))
     run = T.Run(cfg, acc, full, lm, samples, full.config.get_text_config(), "vl")
     n_layers = len(lm.decoder.layers)
     recs, notes = [], []

@@ -272,6 +272,16 @@ def plant(names):
     return setup
 
 
+def crashed(setup=None):
+    """The fixture's run as if killed after its last checkpoint, before the export (no model/):
+    --resume of a finished run trains nothing (tests/test_trainer_cli.py)."""
+    def crash(c):
+        shutil.rmtree(c.run / "model")
+        if setup:
+            setup(c)
+    return crash
+
+
 def truncate_largest(c):
     big = max((f for f in (c.ck / "step-4").iterdir() if f.is_file()), key=lambda f: f.stat().st_size)
     big.write_bytes(big.read_bytes()[:big.stat().st_size // 2])
@@ -315,18 +325,18 @@ def untouched(c):
 
 
 TRAIN_CASES = [
-    TrainCase("resume never runs a pickle planted in the checkpoint", ["--resume"], rc=0, setup=plant([SCHEDULER_PICKLE]),
+    TrainCase("resume never runs a pickle planted in the checkpoint", ["--resume"], rc=0, setup=crashed(plant([SCHEDULER_PICKLE])),
               expect=[r"ignored files .*custom_checkpoint_0\.pkl.*step-4"], check=losses_equal_reference),
     TrainCase("resume refuses a pickle disguised as model.safetensors", ["--resume"],
-              setup=plant(["model.safetensors"]),
+              setup=crashed(plant(["model.safetensors"])),
               expect=[r"{ck}/step-4/model\.safetensors", r"{ck}/step-2 is intact", r"--resume_from step-2"],
               check=no_marker),
-    TrainCase("resume refuses a checkpoint in the old pickle format", ["--resume"], setup=legacy_format,
+    TrainCase("resume refuses a checkpoint in the old pickle format", ["--resume"], setup=crashed(legacy_format),
               expect=[r"{ck}/step-4: written by an older flex-judge", "pickle", r"--resume_from step-2"], check=no_marker),
     TrainCase("corrupt last checkpoint names the file and the intact earlier one", ["--resume"],
-              setup=truncate_largest, expect=[r"{ck}/step-4/\S+", r"{ck}/step-2 is intact", r"--resume_from step-2"]),
+              setup=crashed(truncate_largest), expect=[r"{ck}/step-4/\S+", r"{ck}/step-2 is intact", r"--resume_from step-2"]),
     TrainCase("resume_from the intact earlier checkpoint reproduces the run", ["--resume_from", "step-2"], rc=0,
-              setup=truncate_largest, check=losses_equal_reference),
+              setup=crashed(truncate_largest), check=losses_equal_reference),
     TrainCase("rerun into a finished output folder without --resume refuses",
               expect=[r"{cfg}:3: config key 'output_dir'", "already holds a finished run", "--overwrite"], check=untouched),
     TrainCase("rerun into an unfinished output folder without --resume refuses",

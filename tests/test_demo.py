@@ -2,14 +2,16 @@
 set, evaluated again with the real lmms-eval CLI on the bundled tasks, compared side by side and
 collected into the leaderboard; then the trained judges answer held-out prompts in format."""
 import json
+import re
 import subprocess
 import sys
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import torch
 
-from flex_judge.demo import MAX_NEW_TOKENS, TRAIN_DATA
+from flex_judge.demo import MAX_NEW_TOKENS, TRAIN_DATA, child_env
 from flex_tasks import benchmarks
 from flex_tasks.lmms import make_record
 from flex_tasks.protocol import GROUPS, TASKS
@@ -23,10 +25,15 @@ def _tasks(group):
     return out
 
 
+REPO = Path(__file__).resolve().parents[1]
+README_FRAGMENT = REPO / "docs" / "_readme_demo.md"
+
+
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "demo"
-    r = subprocess.run([sys.executable, "-m", "flex_judge.cli", "demo", "--out", str(out)],
+    r = subprocess.run([sys.executable, "-m", "flex_judge.cli", "demo", "--out", str(out),
+                        "--write-readme-table", str(out / "readme_table.md")],
                        capture_output=True, text=True, timeout=1800)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     return out, r.stdout
@@ -80,6 +87,52 @@ def test_demo_trains_evaluates_compares_and_tabulates(demo):
             assert judge <= 0.10 or f"{task}: judge parse failures" in report  # target, or the reason why
         assert f"example answer, {family} judge" in report
     assert len(tasks) == len(benchmarks.demo_tasks())  # the paper's tasks (flex_vision + flex_audio)
+
+
+def test_readme_table_is_generated_and_reproduces(demo):
+    """The committed fragment (docs/_readme_demo.md, which README.md shows) is what this commit's demo
+    run writes, byte for byte: the demo is seeded, runs on a fixed thread count and passes its env
+    explicitly, so a fresh clone reproduces the table."""
+    out, stdout = demo
+    fragment = (out / "readme_table.md").read_text()
+    assert fragment == README_FRAGMENT.read_text(), fragment
+    report = (out / "demo_report.md").read_text()
+    for line in fragment.splitlines():
+        m = re.match(r"\| (flex_\w+) \| (\S+) \| (\S+) \|", line)
+        if m:  # the same numbers as the printed side-by-side table
+            row = next(x for x in report.splitlines() if x.startswith(f"| {m.group(1)} "))
+            assert m.group(2) in row and m.group(3) in row
+    n_ok = sum(1 for x in report.splitlines() if x.startswith("| flex_")) - report.count(": judge parse failures")
+    assert f"**{n_ok} of the {len(benchmarks.demo_tasks())} tasks**" in fragment
+
+
+def test_readme_shows_the_generated_demo_table():
+    """README.md holds docs/_readme_demo.md between its demo-table markers (pasted, never typed)."""
+    readme = (REPO / "README.md").read_text()
+    start, end = "<!-- demo-table:start -->\n", "<!-- demo-table:end -->"
+    assert start in readme and end in readme, "README.md lacks the demo-table markers"
+    assert readme.split(start, 1)[1].split(end, 1)[0] == README_FRAGMENT.read_text()
+
+
+def test_child_env_is_explicit():
+    env = child_env(1, {"PATH": "/bin", "FLEX_JUDGE_RUNS": "5", "FLEX_JUDGE_DATA": "hub", "OMP_NUM_THREADS": "8"})
+    assert env == {"PATH": "/bin", "FLEX_JUDGE_DATA": "fixtures", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+                   "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def test_docs_demo_states_the_codes_budget(tmp_path):
+    """docs/demo.md's output budget and longest trained answer are the code's and the data's."""
+    from flex_models.tiny import make_tiny
+    from transformers import AutoTokenizer
+
+    text = " ".join((REPO / "docs" / "demo.md").read_text().split())
+    budget = re.search(r"Output budget (\d+) tokens", text)
+    assert budget and int(budget.group(1)) == MAX_NEW_TOKENS
+    tok = AutoTokenizer.from_pretrained(make_tiny("vl", tmp_path / "vl"))
+    longest = max(len(tok(json.loads(line)["text"] + "<|im_end|>", add_special_tokens=False).input_ids)
+                  for line in TRAIN_DATA.read_text().splitlines())
+    stated = re.search(r"is (\d+) tokens of the tiny tokenizer", text)
+    assert stated and int(stated.group(1)) == longest
 
 
 @pytest.mark.parametrize("family", ["vl", "omni"])

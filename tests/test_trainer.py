@@ -164,12 +164,14 @@ def test_resume_reproduces_the_loss_sequence(tiny_vl, demo8, tmp_path, monkeypat
     assert sorted(f.name for f in (ck / "step-4").iterdir()) == [
         "config.yaml", "model.safetensors", "optimizer.safetensors", "rng-0.safetensors", "trainer_state.json"]
     monkeypatch.setattr(T.Run, "train_step", orig)
+    with pytest.raises(ValueError, match="'grad_accum'"):  # another data order: refused
+        T.run(cfg_for(tiny_vl, demo8, tmp_path / "x", resume=True, **dict(kw, grad_accum=2)))
     res = T.run(cfg_for(tiny_vl, demo8, tmp_path / "x", resume=True, **kw))["history"]
     assert [h["step"] for h in res] == [1, 2, 3, 4, 5, 6]
     for a, b in zip(ref, res):
         assert a["loss"] == pytest.approx(b["loss"], abs=1e-6) and a["lr"] == b["lr"]
-    with pytest.raises(ValueError, match="'grad_accum'"):
-        T.run(cfg_for(tiny_vl, demo8, tmp_path / "x", resume=True, **dict(kw, grad_accum=2)))
+    # the run is finished now: a further --resume says so and trains nothing
+    assert T.run(cfg_for(tiny_vl, demo8, tmp_path / "x", resume=True, **kw))["finished"]
 
 
 @pytest.mark.parametrize("family", ["vl", "omni"])
@@ -269,19 +271,25 @@ def test_bf16_weights_with_fp32_masters_train_resume_and_export_masters(tiny_vl,
 def test_fsdp_config_wraps_the_trained_family(family, tiny_vl, tiny_omni, monkeypatch):
     """The shipped FSDP accelerate config must resolve to a layer class the model has, for both
     families: accelerate refuses a wrap list naming any class the model lacks (this failed on the
-    H200 x2 run of 2026-11-29 with the config listing both families' layers)."""
+    H200 x2 run of 2026-11-29 with the config listing both families' layers). The class reaches
+    accelerate on its plugin object; the environment the launch exported is left as it was."""
+    import os
+
     import yaml
-    from accelerate.utils import FullyShardedDataParallelPlugin
 
     from trainer import modeling as M
-    from trainer.train import fsdp_wrap_family
+    from trainer.train import fsdp_plugin
 
     cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "trainer/configs/accelerate_fsdp.yaml").read_text())
+    assert fsdp_plugin(family) is None  # not an FSDP launch
     monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")  # what `accelerate launch` exports from the config
+    monkeypatch.setenv("FSDP_VERSION", str(cfg["fsdp_config"]["fsdp_version"]))
     monkeypatch.setenv("FSDP_TRANSFORMER_CLS_TO_WRAP", cfg["fsdp_config"]["fsdp_transformer_layer_cls_to_wrap"])
     monkeypatch.setenv("FSDP_AUTO_WRAP_POLICY", cfg["fsdp_config"]["fsdp_auto_wrap_policy"])
+    before = dict(os.environ)
     full, lm = M.load_for_training(str(tiny_vl if family == "vl" else tiny_omni), family)
-    fsdp_wrap_family(family)
-    plugin = FullyShardedDataParallelPlugin(fsdp_version=2)
-    plugin.set_auto_wrap_policy(lm)
+    plugin = fsdp_plugin(family)
+    assert dict(os.environ) == before
+    assert plugin.fsdp_version == 2  # the rest of the launch's settings still come from it
+    plugin.set_auto_wrap_policy(lm)  # accelerate's check: raises for a class the model lacks
     assert plugin.transformer_cls_names_to_wrap == [type(lm.decoder.layers[0]).__name__]

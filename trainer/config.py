@@ -22,63 +22,73 @@ class ConfigError(ValueError):
         self.key = key
 
 
+def setting(default, doc: str, group: str = ""):
+    """A config key: its default and its one-line doc (shown by `flex-judge train --help` and in
+    docs/trainer.md's key table); `group` starts a new section of the help."""
+    meta = {"doc": doc, "group": group}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+# Allowed values of the keys that take one of a few words (checked by TrainConfig.check, listed by --help).
+CHOICES = {"family": ("auto", "vl", "omni"), "bad_rows": ("error", "skip"),
+           "scheduler": ("cosine", "linear", "constant"), "precision": ("bf16", "fp32"),
+           "param_dtype": ("auto", "bf16", "fp32"), "attn_implementation": ("sdpa", "varlen", "eager")}
+
+
 @dataclass
 class TrainConfig:
-    # --- what to train --------------------------------------------------------------------
-    model: str = ""  # local checkpoint dir or hub id (Qwen2.5-VL or full Qwen2.5-Omni)
-    family: str = "auto"  # auto | vl | omni  (auto: read config.json model_type, never the name)
-    train_file: str = ""  # jsonl rows {"prompt": ..., "text": ...}
-    output_dir: str = "runs/flex-judge"
-    # --- data -----------------------------------------------------------------------------
-    max_length: int = 4096  # prompt + completion tokens; longer rows are bad rows
-    bad_rows: str = "error"  # error: report rows with line numbers and stop | skip: report, drop, go on
-    append_eos: bool = True  # end every completion with <|im_end|> so the judge learns to stop
-    # --- optimisation (Flex-Judge recipe, protocols.json training_recipe) -----------------
-    epochs: int = 1
-    max_steps: int = -1  # > 0: stop after this many optimizer steps (overrides epochs)
-    per_device_batch: int = 2  # samples per micro-batch; they are packed into one row, no padding
-    grad_accum: int = 4
-    learning_rate: float = 1e-5
-    min_lr_ratio: float = 0.0
-    scheduler: str = "cosine"  # cosine | linear | constant (all after linear warmup)
-    warmup_ratio: float = 0.05
-    weight_decay: float = 1e-4
-    adam_betas: list = field(default_factory=lambda: [0.9, 0.95])
-    adam_eps: float = 1e-8
-    max_grad_norm: float = 1.0  # 0 disables clipping
-    precision: str = "bf16"  # bf16: bf16 compute (see param_dtype) | fp32
-    gradient_checkpointing: bool = True
-    checkpoint_layers: int = -1  # with gradient_checkpointing: only the first N decoder layers recompute (-1 = all)
-    # auto: bf16 when precision is bf16 on CUDA without FSDP/DeepSpeed, else fp32. bf16: the model's
-    # weights are bf16 (no autocast), the optimizer holds fp32 master weights (trainer/optim.py).
-    # Numerics differ slightly from fp32 weights + autocast (bf16 residual stream); CPU fp32 runs are unchanged.
-    param_dtype: str = "auto"  # auto | bf16 | fp32
-    compile_layers: bool = False  # torch.compile each decoder layer (dynamic shapes); CUDA runs
-    attn_implementation: str = "sdpa"  # sdpa (block-diagonal mask) | varlen (torch flash varlen, CUDA) | eager
-    loss_chunk_tokens: int = 4096  # lm_head + cross-entropy on target tokens only, this many at a time
-    seed: int = 42
-    # --- checkpoints and logs ---------------------------------------------------------------
-    save_every: int = 0  # optimizer steps between crash-safe checkpoints; 0 = only the final model
-    keep_checkpoints: int = 1
-    resume: bool = False  # continue from output_dir/checkpoints/last
-    resume_from: str = ""  # continue from this checkpoint (a step-N name under checkpoints/ or a path); implies resume
-    overwrite: bool = False  # start over in an output_dir that holds a finished run or checkpoints (deletes them)
-    log_every: int = 1
-    trackers: list = field(default_factory=list)  # e.g. [tensorboard] or [wandb], if installed
-    peak_tflops: float = 0.0  # for MFU; 0 = guess from the device (H100 SXM dense bf16: 989)
-    plot: bool = True
-    progress_bar: bool = True
+    model: str = setting("", "local checkpoint dir or hub id (Qwen2.5-VL or full Qwen2.5-Omni); required", "what to train")
+    family: str = setting("auto", "model family; auto reads config.json's model_type, never the name")
+    train_file: str = setting("", 'jsonl rows {"prompt": ..., "text": ...}; required')
+    output_dir: str = setting("runs/flex-judge", "where config.yaml, train_log.jsonl, checkpoints/ and model/ go")
+    max_length: int = setting(4096, "prompt + completion tokens; longer rows are bad rows", "data")
+    bad_rows: str = setting("error", "error: report bad rows with line numbers and stop; skip: report, drop, go on")
+    append_eos: bool = setting(True, "end every completion with <|im_end|> so the judge learns to stop")
+    epochs: int = setting(1, "passes over the data", "optimisation (Flex-Judge recipe, protocols.json training_recipe)")
+    max_steps: int = setting(-1, "> 0: stop after this many optimizer steps (overrides epochs)")
+    per_device_batch: int = setting(2, "samples per micro-batch, packed into one row (no padding)")
+    grad_accum: int = setting(4, "micro-batches per optimizer step")
+    learning_rate: float = setting(1e-5, "peak learning rate")
+    min_lr_ratio: float = setting(0.0, "final learning rate as a share of the peak")
+    scheduler: str = setting("cosine", "learning-rate decay after the linear warmup")
+    warmup_ratio: float = setting(0.05, "share of the optimizer steps spent in linear warmup")
+    weight_decay: float = setting(1e-4, "AdamW weight decay (not on 1-D tensors: norms, biases)")
+    adam_betas: list = setting([0.9, 0.95], "AdamW betas, two numbers")
+    adam_eps: float = setting(1e-8, "AdamW epsilon")
+    max_grad_norm: float = setting(1.0, "gradient clipping norm; 0 disables clipping")
+    precision: str = setting("bf16", "bf16: bf16 compute (see param_dtype); fp32: full precision")
+    gradient_checkpointing: bool = setting(True, "recompute decoder layers in the backward pass (less memory)")
+    checkpoint_layers: int = setting(-1, "with gradient_checkpointing: only the first N decoder layers recompute (-1 = all)")
+    # bf16: the weights are bf16 (no autocast) and the optimizer holds fp32 masters (trainer/optim.py);
+    # numerics differ slightly from fp32 weights + autocast (bf16 residual stream). CPU fp32 runs are unchanged.
+    param_dtype: str = setting("auto", "auto: bf16 weights + fp32 masters when precision is bf16 on CUDA without "
+                           "FSDP/DeepSpeed, else fp32 weights")
+    compile_layers: bool = setting(False, "torch.compile each decoder layer (dynamic shapes); CUDA runs")
+    attn_implementation: str = setting("sdpa", "sdpa: block-diagonal mask; varlen: torch flash varlen (CUDA); eager")
+    loss_chunk_tokens: int = setting(4096, "lm_head + cross-entropy on target tokens only, this many at a time")
+    seed: int = setting(42, "seed of the data order and of every RNG (accelerate set_seed)")
+    save_every: int = setting(0, "optimizer steps between crash-safe checkpoints; 0 = only the final model",
+                          "checkpoints and logs")
+    keep_checkpoints: int = setting(1, "newest checkpoints kept (2: always an earlier one to fall back on)")
+    resume: bool = setting(False, "continue from output_dir/checkpoints/last (a finished run: says so, exits 0)")
+    resume_from: str = setting("", "continue from this checkpoint (a step-N name under checkpoints/ or a path); "
+                           "implies resume")
+    overwrite: bool = setting(False, "start over in an output_dir that holds a finished run or checkpoints "
+                          "(deletes them)")
+    log_every: int = setting(1, "optimizer steps between progress-bar updates")
+    trackers: list = setting([], "accelerate trackers, e.g. [tensorboard] or [wandb], if installed")
+    peak_tflops: float = setting(0.0, "peak TFLOP/s for MFU; 0 = guess from the device (H100/H200 dense bf16: 989)")
+    plot: bool = setting(True, "write loss.png at the end")
+    progress_bar: bool = setting(True, "show a tqdm progress bar")
 
     def where(self, key: str) -> str:
         """Where a key's value was set: 'file.yaml:LINE', '--key' or 'default'."""
         return getattr(self, "_origin", {}).get(key, "default")
 
     def check(self) -> "TrainConfig":
-        choices = {"family": ("auto", "vl", "omni"), "bad_rows": ("error", "skip"),
-                   "scheduler": ("cosine", "linear", "constant"), "precision": ("bf16", "fp32"),
-                   "param_dtype": ("auto", "bf16", "fp32"),
-                   "attn_implementation": ("sdpa", "varlen", "eager")}
-        for key, allowed in choices.items():
+        for key, allowed in CHOICES.items():
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"config key '{key}': {getattr(self, key)!r} is not one of {allowed}", key)
         for key in ("max_length", "per_device_batch", "grad_accum", "epochs", "loss_chunk_tokens", "log_every"):
@@ -104,6 +114,54 @@ class TrainConfig:
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 _HINTS = typing.get_type_hints(TrainConfig)
+
+
+def default_of(name: str):
+    f = FIELDS[name]
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default
+
+
+def value_text(value) -> str:
+    """A value as it is typed after `--key` (and in a YAML file): true/false, "" for the empty string,
+    lists as JSON; `_coerce` reads it back to the same value (tests/test_trainer_help.py checks)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return json.dumps(value)
+    return '""' if value == "" else str(value)
+
+
+def key_table() -> list[dict]:
+    """One row per config key, in the dataclass's order: group, name, type, default (as typed), doc,
+    choices. `--help` and docs/trainer.md's key table are generated from it."""
+    rows, group = [], ""
+    for name, f in FIELDS.items():
+        group = f.metadata.get("group") or group
+        rows.append({"group": group, "name": name, "type": _HINTS[name].__name__,
+                     "default": value_text(default_of(name)), "doc": f.metadata["doc"],
+                     "choices": CHOICES.get(name)})
+    return rows
+
+
+def add_key_options(parser) -> None:
+    """Every config key as an option of `parser` (an argparse.ArgumentParser), grouped as in
+    TrainConfig, each with its type, default and doc, so `--help` cannot drift from the code. The
+    values are parsed by load_config, not by argparse (bare bool flags, YAML lists, origins)."""
+    groups: dict = {}
+    for row in key_table():
+        g = groups.get(row["group"]) or groups.setdefault(row["group"], parser.add_argument_group(row["group"]))
+        metavar = "{" + ",".join(row["choices"]) + "}" if row["choices"] else row["type"].upper()
+        doc = f"{row['doc']} (default: {row['default']})".replace("%", "%%")
+        g.add_argument(f"--{row['name']}", metavar=metavar, help=doc)
+
+
+def markdown_key_table() -> str:
+    """docs/trainer.md's table of config keys (`python -m trainer.config` prints it)."""
+    out = ["| key | type | default | what it does |", "|---|---|---|---|"]
+    for row in key_table():
+        doc = row["doc"] + (f" ({' / '.join(row['choices'])})" if row["choices"] else "")
+        out.append(f"| `{row['name']}` | {row['type']} | `{row['default']}` | {doc.replace('|', chr(92) + '|')} |")
+    return "\n".join(out)
 
 
 def _coerce(key: str, value):
@@ -218,3 +276,7 @@ def save_config(cfg: TrainConfig, path: Path) -> None:
 
 def config_dict(cfg: TrainConfig) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+if __name__ == "__main__":
+    print(markdown_key_table())

@@ -22,14 +22,16 @@ import hashlib
 import json
 import os
 import re
+import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
 
-from flex_models.journal import cut_partial_last_line
+from flex_models.jsonl import Appender, cut_partial_last_line
+from flex_tasks.parsing import answer_spans
 from trainer.data import read_rows
 
-ANSWER = re.compile(r"<answer>\s*(-?\d+)\s*</answer>")
+INTEGER = re.compile(r"-?\d+")
 
 
 class PipelineError(ValueError):
@@ -63,8 +65,9 @@ def gold_pair(row: dict) -> list[int] | None:
 
 
 def parse_pair(text: str) -> list[int] | None:
-    found = ANSWER.findall(text)
-    return [int(x) for x in found[:2]] if len(found) >= 2 else None
+    """The first two integer ``<answer>`` spans (the project's one splitter, flex_tasks.parsing)."""
+    found = [int(x) for x in (span.strip() for span in answer_spans(text)) if INTEGER.fullmatch(x)]
+    return found[:2] if len(found) >= 2 else None
 
 
 # ---------------------------------------------------------------- generate
@@ -126,14 +129,25 @@ def finished_pairs(out: Path, settings: dict, prompts: dict[int, str]) -> set[tu
     return done
 
 
+def teacher_env(environ, cpu: bool) -> dict | None:
+    """The environment the teacher's vLLM engine needs, or None when `environ` already is it: on CPU,
+    vLLM's fast single-process defaults (flex_models' CPU_ENV) where `environ` does not set them.
+    vLLM reads them from the process environment, so they reach it through a child process's env
+    (this module writes no os.environ)."""
+    if not cpu:
+        return None
+    from flex_models.backends.vllm_backend import CPU_ENV
+
+    missing = {k: v for k, v in CPU_ENV.items() if k not in environ}
+    return {**environ, **missing} if missing else None
+
+
 def teacher_engine(teacher: str, engine_args: dict):
     """vllm.LLM for the teacher; on CPU with the flex model's fast single-process defaults."""
-    from flex_models.backends.vllm_backend import CPU_ENV, CPU_KV_CACHE_BYTES, on_cpu
+    from flex_models.backends.vllm_backend import CPU_KV_CACHE_BYTES, on_cpu
 
     kw = dict(engine_args)
     if on_cpu():
-        for k, v in CPU_ENV.items():
-            os.environ.setdefault(k, v)
         kw.setdefault("kv_cache_memory_bytes", CPU_KV_CACHE_BYTES)
         kw.setdefault("enable_chunked_prefill", False)  # seeded sampling on CPU needs whole-prompt prefill
         kw.setdefault("enforce_eager", True)  # no torch.compile warm-up on CPU
@@ -142,7 +156,8 @@ def teacher_engine(teacher: str, engine_args: dict):
     return require("vllm", "`flex-judge data generate` (teacher traces)").LLM(model=teacher, **kw)
 
 
-def generate(args) -> int:
+def generate(args, argv: list[str] | None = None) -> int:
+    """`argv`: this command's arguments, to run it again in a child with the engine's env (teacher_env)."""
     proto = teacher_protocol()
     samp = proto["sampling"]
     lines = read_objects(args.input, INPUT_FIELDS)
@@ -174,22 +189,27 @@ def generate(args) -> int:
     print(f"[generate] {len(rows)} rows x {len(seeds)} seeds; {len(done)} done, {len(todo)} to go", file=sys.stderr)
     if not todo:
         return 0
+    from flex_models.backends.vllm_backend import on_cpu
+
+    env = teacher_env(os.environ, on_cpu()) if argv is not None else None
+    if env is not None:
+        added = ", ".join(f"{k}={env[k]}" for k in sorted(set(env) - set(os.environ)))
+        print(f"[generate] running the teacher in a child process with {added}", file=sys.stderr, flush=True)
+        return subprocess.call([sys.executable, "-m", "trainer.data_pipeline", *argv], env=env)
     from flex_models.extras import require
 
     SamplingParams = require("vllm", "`flex-judge data generate` (teacher traces)").SamplingParams
 
     llm = teacher_engine(args.teacher, engine_args)
-    with open(out, "a", encoding="utf-8") as f:
+    with Appender(out, repair=False) as f:  # the partial last line was cut above (and reported)
         for start in range(0, len(todo), args.chunk):
             part = todo[start:start + args.chunk]
             params = [SamplingParams(temperature=settings["temperature"], top_p=settings["top_p"],
                                      max_tokens=settings["max_tokens"], seed=s) for _, s in part]
             outs = llm.generate([prompts[i] for i, _ in part], params, use_tqdm=False)
-            for (i, s), o in zip(part, outs):
-                f.write(json.dumps({"row": i, "seed": s, "prompt": prompts[i], "text": o.outputs[0].text,
-                                    "n_tokens": len(o.outputs[0].token_ids), "gold": golds[i],
-                                    "settings": settings}) + "\n")
-            f.flush()
+            f.write(*({"row": i, "seed": s, "prompt": prompts[i], "text": o.outputs[0].text,
+                       "n_tokens": len(o.outputs[0].token_ids), "gold": golds[i], "settings": settings}
+                      for (i, s), o in zip(part, outs)))  # one write + flush per chunk
             print(f"[generate] {min(start + args.chunk, len(todo))}/{len(todo)}", file=sys.stderr)
     return 0
 
@@ -238,28 +258,54 @@ def filter_cmd(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m trainer.data_pipeline", description=__doc__.split("\n")[0])
-    sub = p.add_subparsers(dest="cmd", required=True)
-    g = sub.add_parser("generate", help="sample teacher traces with vLLM (resumable)")
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's help ends with its default; a required option says so instead."""
+
+    def _get_help_string(self, action):
+        if action.required:
+            return f"{action.help} (required)"
+        if action.default is None:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    proto = teacher_protocol()
+    samp = proto["sampling"]
+    p = argparse.ArgumentParser(prog="flex-judge data", description=__doc__.split("\n")[0],
+                                formatter_class=_HelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="{generate,filter}")
+    g = sub.add_parser("generate", help="sample teacher traces with vLLM (resumable)", formatter_class=_HelpFormatter,
+                       description="Sample teacher traces with vLLM, appended to --out as they finish; a rerun "
+                       f"skips finished (row, seed) pairs. Sampling: temperature {samp['temperature']}, top_p "
+                       f"{samp['top_p']} (protocols.json training_teacher_pairwise).")
     g.add_argument("--teacher", required=True, help="teacher model (paper: JudgeLRM-7B)")
     g.add_argument("--input", required=True, help="JudgeLM-style jsonl")
     g.add_argument("--out", required=True, help="traces jsonl (appended)")
-    g.add_argument("--seeds", type=int, nargs="*", help="default: the protocol's [13, 79]")
-    g.add_argument("--limit", type=int, default=0, help="first N rows only")
-    g.add_argument("--max-tokens", type=int, default=0, help="default: the protocol's 4096")
+    g.add_argument("--seeds", type=int, nargs="*", default=list(samp["seeds"]),
+                   help="one trace per row and seed (the protocol's seeds)")
+    g.add_argument("--limit", type=int, default=0, help="first N rows only; 0 = all")
+    g.add_argument("--max-tokens", type=int, default=samp["max_tokens"], help="output budget per trace (the protocol's)")
     g.add_argument("--chunk", type=int, default=256, help="requests per vLLM call (output is flushed per chunk)")
     g.add_argument("--engine-args", default="{}", help='JSON kwargs for vllm.LLM, e.g. \'{"tensor_parallel_size": 2}\'')
-    f = sub.add_parser("filter", help="keep traces that agree with the gold scores -> train.jsonl")
-    f.add_argument("--input", required=True)
-    f.add_argument("--out", required=True)
-    f.add_argument("--max-rows", type=int, default=1000)
-    f.add_argument("--report", help="also write the counts per reason as JSON here")
+    f = sub.add_parser("filter", help="keep traces that agree with the gold scores -> train.jsonl",
+                       formatter_class=_HelpFormatter,
+                       description="Keep traces whose two <answer>N</answer> integers equal the gold pair, the "
+                       "longest per prompt, at most --max-rows; print the counts per reason.")
+    f.add_argument("--input", required=True, help="traces jsonl written by generate")
+    f.add_argument("--out", required=True, help="train jsonl {prompt, text} (overwritten)")
+    f.add_argument("--max-rows", type=int, default=1000, help="keep at most this many traces")
+    f.add_argument("--report", help="also write the counts per reason as JSON here (default: not written)")
     f.add_argument("--bad-lines", choices=("error", "skip"), default="error",
-                   help="lines that are not trace objects: stop with file:line (default) or skip and report them")
-    args = p.parse_args(argv)
+                   help="lines that are not trace objects: stop with file:line (error) or skip and report them")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
     try:
-        return generate(args) if args.cmd == "generate" else filter_cmd(args)
+        return generate(args, argv) if args.cmd == "generate" else filter_cmd(args)
     except (PipelineError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -33,7 +33,7 @@ import torch
 from trainer import checkpoint as C
 from trainer import data as D
 from trainer import modeling as M
-from trainer.config import ConfigError, TrainConfig, config_dict, load_config, save_config
+from trainer.config import ConfigError, TrainConfig, add_key_options, config_dict, load_config, save_config
 
 
 def lr_factor(step: int, total: int, warmup: int, kind: str, min_ratio: float) -> float:
@@ -272,13 +272,17 @@ def plot_loss(history: list[dict], path: Path):
 FSDP_LAYER = {"vl": "Qwen2_5_VLDecoderLayer", "omni": "Qwen2_5OmniDecoderLayer"}
 
 
-def fsdp_wrap_family(family: str) -> None:
-    """accelerate refuses a wrap list that names a class the model does not have, so one
-    accelerate config cannot list both families' layers: under an FSDP launch the trained
-    family's layer class replaces the config's list (accelerate reads FSDP_TRANSFORMER_CLS_TO_WRAP
-    when the Accelerator is built)."""
-    if sharded_launch(("FSDP",)):
-        os.environ["FSDP_TRANSFORMER_CLS_TO_WRAP"] = FSDP_LAYER[family]
+def fsdp_plugin(family: str):
+    """Under an FSDP launch: accelerate's FSDP plugin with the trained family's decoder layer as the
+    class to wrap, the rest of its settings read by the plugin from the launch (`accelerate launch`
+    exports the config file's fsdp_config as FSDP_* variables). accelerate refuses a wrap list that
+    names a class the model does not have, so one accelerate config cannot list both families'
+    layers: the plugin object overrides the config's list. None outside an FSDP launch."""
+    if not sharded_launch(("FSDP",)):
+        return None
+    from accelerate.utils import FullyShardedDataParallelPlugin
+
+    return FullyShardedDataParallelPlugin(transformer_cls_names_to_wrap=[FSDP_LAYER[family]])
 
 
 def make_accelerator(cfg: TrainConfig, family: str = "vl"):
@@ -293,8 +297,8 @@ def make_accelerator(cfg: TrainConfig, family: str = "vl"):
         else:
             trackers.append(t)
     mp = "bf16" if cfg.precision == "bf16" and not bf16_weights(cfg) else "no"  # bf16 weights: no autocast
-    fsdp_wrap_family(family)
-    acc = Accelerator(mixed_precision=mp, log_with=trackers or None, project_dir=cfg.output_dir)
+    acc = Accelerator(mixed_precision=mp, log_with=trackers or None, project_dir=cfg.output_dir,
+                      fsdp_plugin=fsdp_plugin(family))
     if trackers:
         acc.init_trackers("flex-judge", config={k: str(v) for k, v in config_dict(cfg).items()})
     return acc
@@ -352,6 +356,11 @@ def run(cfg: TrainConfig) -> dict:
     from accelerate.utils import set_seed
     from transformers import AutoTokenizer
 
+    finished = Path(cfg.output_dir) / "model" / "flex_train_config.yaml"
+    if cfg.resume and finished.exists():  # nothing to continue: never retrain over a finished model/
+        print(f"[resume] {cfg.output_dir} holds a finished run ({finished}); nothing to resume, not training. "
+              "Pass --overwrite (instead of --resume) to train again there.", file=sys.stderr)
+        return {"history": [], "model_dir": str(finished.parent), "family": None, "finished": True}
     family = preflight(cfg)  # config, data-file, model and output-folder errors before any weights load
     acc = make_accelerator(cfg, family)
     set_seed(cfg.seed)
@@ -380,12 +389,32 @@ def run(cfg: TrainConfig) -> dict:
     return {"history": history, "model_dir": str(model_dir), "family": family}
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """`flex-judge train` / `python -m trainer`: --config and every config key with its type, default
+    and doc (generated from TrainConfig, trainer/config.py)."""
     parser = argparse.ArgumentParser(
-        prog="python -m trainer", description="Flex-Judge SFT (accelerate). Any config key can be "
-        "overridden as --key value; --resume continues from output_dir/checkpoints/last.")
-    parser.add_argument("--config", help="YAML with config keys (defaults: the Flex-Judge recipe)")
-    args, overrides = parser.parse_known_args(argv)
+        prog="flex-judge train", usage="%(prog)s [--config YAML] [--KEY VALUE ...]",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Flex-Judge SFT (accelerate). Settings: defaults <- --config YAML <- --key value "
+        "(or --key=value; a bare --flag means true; lists as YAML/JSON, e.g. --adam_betas [0.9,0.95]).",
+        epilog="examples:\n  flex-judge train --config trainer/configs/flex_vl.yaml --model DIR --train_file "
+        "train.jsonl\n  flex-judge train --config ... --resume     # continue from output_dir/checkpoints/last"
+        "\n  flex-judge train --config ... --overwrite  # start over in an output_dir holding an earlier run")
+    parser.add_argument("--config", metavar="YAML", help="YAML file with config keys (default: none; the keys' "
+                        "defaults are the Flex-Judge recipe)")
+    add_key_options(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "-h" in argv or "--help" in argv:
+        build_parser().print_help()
+        return 0
+    # argparse only finds --config here: the keys are parsed (strictly, with origins) by load_config
+    config = argparse.ArgumentParser(add_help=False)
+    config.add_argument("--config")
+    args, overrides = config.parse_known_args(argv)
     try:
         cfg = load_config(args.config, overrides)
         run(cfg)
