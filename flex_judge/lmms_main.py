@@ -59,6 +59,7 @@ class FlexOptions:
 
     verbose: bool = False
     journal_env: str | None = None  # FLEX_JUDGE_JOURNAL, read at the edge (main)
+    hf_token: str | None = None  # HF_TOKEN, for lmms-eval's tracker (hub pushes), as its CLI passes it
 
 
 # flex's own options and settings, as `flex-judge eval --help` prints them: (name, default, meaning)
@@ -351,7 +352,7 @@ def evaluate(argv: list[str], opts: FlexOptions) -> int:
     absent = [t for t in requested if t not in names and not any(c in t for c in "*?[")]
     if absent:
         raise UsageError(f"--tasks: not found: {', '.join(_suggest(t, task_manager.all_tasks) for t in absent)}")
-    return _run(args, names, requested, task_manager, provenance)
+    return _run(args, names, requested, task_manager, provenance, opts)
 
 
 def list_tasks(task_manager, which: str) -> int:
@@ -364,7 +365,7 @@ def list_tasks(task_manager, which: str) -> int:
     return 0
 
 
-def _run(args, names: list, requested: list[str], task_manager, provenance: dict) -> int:
+def _run(args, names: list, requested: list[str], task_manager, provenance: dict, opts: FlexOptions) -> int:
     import datetime
 
     import torch
@@ -382,6 +383,7 @@ def _run(args, names: list, requested: list[str], task_manager, provenance: dict
     distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
 
     tracker_args = args.hf_hub_log_args + (f",output_path={args.output_path}" if args.output_path else "")
+    tracker_args += f",token={opts.hf_token}" if opts.hf_token else ""
     tracker = EvaluationTracker(**utils.simple_parse_args_string(tracker_args))
     datetime_str = utils.get_datetime_str(timezone=args.timezone)
     caching = evaluator.request_caching_arg_to_dict(cache_requests=args.cache_requests)
@@ -454,7 +456,8 @@ def split_flex_options(argv: list[str], env: dict) -> tuple[list[str], FlexOptio
     rest = [a for a in argv if a != "--verbose"]
     if "--model" not in rest and not any(a.startswith("--model=") for a in rest):
         rest += ["--model", "flex"]
-    return rest, FlexOptions(verbose="--verbose" in argv, journal_env=env.get(JOURNAL_ENV) or None)
+    return rest, FlexOptions(verbose="--verbose" in argv, journal_env=env.get(JOURNAL_ENV) or None,
+                             hf_token=env.get("HF_TOKEN") or None)
 
 
 def main(argv: list[str] | None = None, env: dict | None = None) -> int:
