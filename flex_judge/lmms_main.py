@@ -413,8 +413,10 @@ def _run(args, names: list, requested: list[str], task_manager, provenance: dict
     finally:
         logger.remove(sink)
 
-    if not main_process or results is None:
+    if not main_process:  # rank 0 aggregates and writes; another rank fails only on its own errors
         return _verdict(errors, [])
+    if results is None:
+        return _verdict(errors, requested)
     samples = results.pop("samples", None) or {}
     annotate(results, provenance, flex_details(samples))
     tracker.save_results_aggregated(results=results, samples=samples if args.log_samples else None,
