@@ -174,14 +174,16 @@ def main(argv: list[str] | None = None) -> int:
     rest = argv[1:]
     if verbose and args.command == "eval":
         rest = [*rest, "--verbose"]  # the eval child prints its own errors
-    from flex_models.extras import MissingExtra
+    from flex_models.errors import FlexJudgeError
 
     try:
         rc = _resolve(COMMANDS[args.command][0])(rest)
     except KeyboardInterrupt:
         print(f"flex-judge {args.command}: interrupted", file=sys.stderr)
         return 130
-    except (MissingExtra, ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError) as e:
+    except FlexJudgeError as e:  # deliberate: the class says whose fault (flex_models/errors.py)
+        return _error(args.command, e, verbose, e.exit_code)
+    except (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError) as e:
         return _error(args.command, e, verbose, 2)
     except Exception as e:  # noqa: BLE001 - the CLI edge: one line, the traceback with --verbose
         return _error(args.command, e, verbose, 1)

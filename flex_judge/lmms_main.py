@@ -41,6 +41,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from flex_models.errors import FlexJudgeError
+
 JOURNAL_ENV = "FLEX_JUDGE_JOURNAL"
 PROG = "flex-judge eval"
 LISTINGS = ("list", "list_groups", "list_tags", "list_subtasks")
@@ -49,7 +51,7 @@ LISTINGS = ("list", "list_groups", "list_tags", "list_subtasks")
 UNSUPPORTED = ("config", "wandb_args", "swanlab_args", "power_analysis")
 
 
-class UsageError(ValueError):
+class UsageError(FlexJudgeError, ValueError):
     """A setting of the command line is at fault: exit code 2, before any model loads."""
 
 
