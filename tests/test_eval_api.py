@@ -239,14 +239,13 @@ def test_unknown_task_is_one_line_with_a_suggestion(tmp_path):
 
 
 def test_verbose_shows_the_traceback_otherwise_one_line(tmp_path):
-    item = tmp_path / "items.jsonl"
-    item.write_text(json.dumps({"question": "q", "response_a": "a", "response_b": "b"}) + "\n")
-    base = ["judge", str(item), "--model", str(tmp_path / "no_such_ckpt"), "--mode", "pair"]
+    """An lmms-eval error (an unknown model): exit 1 and one line naming it; `flex-judge --verbose`
+    adds the traceback."""
+    base = ["eval", "--model", "nosuch_model", "--model_args", "x=1", "--tasks", VLRB, "--output_path", str(tmp_path)]
     quiet, loud = flex_judge(*base, timeout=300), flex_judge("--verbose", *base, timeout=300)
-    assert quiet.returncode == loud.returncode == 2
+    assert quiet.returncode == loud.returncode == 1, quiet.stderr[-2000:]
     assert "Traceback" not in quiet.stderr and "Traceback" in loud.stderr
-    last = quiet.stderr.strip().splitlines()[-1]
-    assert last.startswith("flex-judge judge: CheckpointError: ") and "no_such_ckpt" in last
+    assert "flex-judge eval: FAILED\n  ValueError: Model 'nosuch_model' not found" in quiet.stderr
 
 
 def test_eval_help_lists_flex_options_then_lmms_eval_options():
