@@ -415,6 +415,8 @@ def _run(args, names: list, requested: list[str], task_manager, provenance: dict
     finally:
         logger.remove(sink)
 
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        main_process = torch.distributed.get_rank() == 0  # the model may have set up the group itself
     if not main_process:  # rank 0 aggregates and writes; another rank fails only on its own errors
         return _verdict(errors, [])
     if results is None:
