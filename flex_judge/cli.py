@@ -5,6 +5,7 @@ Each sub-command's logic lives (and is tested) in its package; this file only ro
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import os
 import signal
@@ -36,17 +37,51 @@ def tasks_path() -> Path:
 
 
 def print_tasks_path(argv: list[str]) -> int:
+    if argv in (["-h"], ["--help"]):
+        print("usage: flex-judge tasks-path\n\nPrint the folder holding the flex task YAMLs, for "
+              "`lmms-eval --include_path \"$(flex-judge tasks-path)\"`. No options.")
+        return 0
     if argv:
-        print(f"tasks-path takes no arguments, got {argv}", file=sys.stderr)
+        print(f"flex-judge tasks-path: takes no arguments, got {argv}", file=sys.stderr)
         return 2
     print(tasks_path())
     return 0
 
 
-def run_child(cmd: list[str]) -> int:
-    """Run `cmd`, forwarding SIGINT/SIGTERM to it and waiting for it to end: the child is never
-    left generating after its parent died. Returns its exit code (128 + signal when killed)."""
-    child = subprocess.Popen(cmd, env=os.environ.copy())
+# Linux: prctl(2) option that has the kernel signal a process when its parent dies
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int):
+    """preexec_fn of the child: SIGTERM it when `parent` dies (also by SIGKILL), then check that
+    the parent did not die before the call (the child would then already be an orphan).
+
+    Why PR_SET_PDEATHSIG and not only a process group: once the user's `flex-judge eval` is
+    SIGKILLed nothing in it runs, so it cannot kill its child; only the kernel can act then, and
+    PDEATHSIG is the kernel's hook for exactly this. A process group reaches the child only when the
+    signal is sent to the group (`kill -- -PGID`), not when one pid is killed; a child polling
+    getppid() would need a thread and lags by its period. SIGTERM, not SIGKILL, so the child
+    unwinds: lmms_main turns SIGTERM into SystemExit (engines closed), torchrun stops its ranks."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        os._exit(125)
+    if os.getppid() != parent:
+        os._exit(125)
+
+
+def run_child(cmd: list[str], env: dict | None = None) -> int:
+    """Run `cmd` and wait for it to end; the child is never left running after its parent died.
+    Returns its exit code (128 + signal when killed).
+
+    - The child dies with this process (PR_SET_PDEATHSIG, see _die_with_parent), also after a SIGKILL.
+    - It gets its own process group: a terminal's Ctrl-C reaches only this process, which forwards
+      SIGINT once (one signal, one quiet line from the child; before, the child and its engine
+      processes each got it from the terminal too and printed a traceback each).
+    - SIGINT / SIGTERM sent to this process are forwarded; the env is passed explicitly."""
+    child = subprocess.Popen(cmd, env=dict(os.environ if env is None else env), process_group=0,
+                             preexec_fn=functools.partial(_die_with_parent, os.getpid()))
 
     def forward(signum, _frame):
         if child.poll() is None:
@@ -58,7 +93,7 @@ def run_child(cmd: list[str]) -> int:
             try:
                 rc = child.wait()
                 break
-            except KeyboardInterrupt:  # a second Ctrl-C while waiting: keep waiting for the child
+            except KeyboardInterrupt:  # a handler installed elsewhere raised: keep waiting for the child
                 continue
     finally:
         for s, h in previous.items():
@@ -67,24 +102,36 @@ def run_child(cmd: list[str]) -> int:
 
 
 def run_lmms_eval(argv: list[str]) -> int:
-    """Run lmms-eval in a fresh interpreter (its CLI calls sys.exit and holds global state).
-    Exit code: 0 ok, 1 evaluation error or a requested task without results, 2 data pre-flight
-    failed (flex_judge.lmms_main).
+    """Run lmms-eval in a fresh interpreter (flex_judge.lmms_main drives lmms-eval's Python API
+    there; a run holds torch / engine state that must not outlive it). Exit code: 0 ok, 1
+    evaluation error or a requested task without results, 2 a setting at fault (pre-flight),
+    130 interrupted.
 
     `--num_processes N` (N > 1) is a shortcut for torchrun on this host (`torchrun --standalone
     --nproc-per-node N -m flex_judge.lmms_main ...`): N ranks, one engine each on its own GPU group
-    (docs/scaling.md; several hosts: run torchrun yourself). The data pre-flight runs here first, so
+    (docs/scaling.md; several hosts: run torchrun yourself). The pre-flight runs here first, so
     a data problem still exits 2 (torchrun reports any failed rank as 1)."""
     from flex_judge.lmms_main import cli_option, preflight_or_exit
 
+    if "-h" in argv or "--help" in argv:
+        from flex_judge.lmms_main import main as lmms_main
+
+        return lmms_main(["--help"])
     n = cli_option(argv, "--num_processes")
     argv = drop_option(argv, "--num_processes")
-    if n is None or int(n) <= 1:
+    try:
+        n_proc = 1 if n is None else int(n)
+        if n_proc < 1:
+            raise ValueError
+    except ValueError:
+        print(f"flex-judge eval: --num_processes {n!r}: expected a positive integer", file=sys.stderr)
+        return 2
+    if n_proc == 1:
         return run_child([sys.executable, "-m", "flex_judge.lmms_main", *argv])
     rc = preflight_or_exit(argv)
     if rc:
         return rc
-    return run_child([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={int(n)}",
+    return run_child([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={n_proc}",
                       "-m", "flex_judge.lmms_main", *argv])
 
 
@@ -107,24 +154,51 @@ def _resolve(target: str):
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`flex-judge [--verbose] COMMAND ...`. Errors are one line naming the setting at fault
+    (exit 2 for a setting or input, 1 otherwise, 130 on Ctrl-C); `--verbose` shows the traceback."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(
         prog="flex-judge",
         description="Flex-Judge for lmms-eval: evaluate, train and compare multimodal LLM judges.",
+        epilog="`flex-judge COMMAND --help` lists a command's options with their defaults.",
     )
+    parser.add_argument("--verbose", action="store_true", help="full tracebacks instead of one-line errors (default: off)")
     parser.add_argument("command", choices=sorted(COMMANDS), help="; ".join(f"{k}: {v[1]}" for k, v in COMMANDS.items()))
+    verbose = False
+    while argv and argv[0] == "--verbose":
+        verbose, argv = True, argv[1:]
     if not argv or argv[0] in ("-h", "--help"):
         parser.print_help()
         return 0 if argv else 2
     args = parser.parse_args(argv[:1])
-    from flex_models.extras import MissingExtra
+    rest = argv[1:]
+    if verbose and args.command == "eval":
+        rest = [*rest, "--verbose"]  # the eval child prints its own errors
+    from flex_models.errors import FlexJudgeError
 
     try:
-        rc = _resolve(COMMANDS[args.command][0])(argv[1:])
-    except MissingExtra as e:
-        print(f"flex-judge {args.command}: {e}", file=sys.stderr)
-        return 2
+        rc = _resolve(COMMANDS[args.command][0])(rest)
+    except KeyboardInterrupt:
+        print(f"flex-judge {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except FlexJudgeError as e:  # deliberate: the class says whose fault (flex_models/errors.py)
+        return _error(args.command, e, verbose, e.exit_code)
+    except (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError) as e:
+        return _error(args.command, e, verbose, 2)
+    except Exception as e:  # noqa: BLE001 - the CLI edge: one line, the traceback with --verbose
+        return _error(args.command, e, verbose, 1)
     return int(rc or 0)
+
+
+def _error(command: str, e: BaseException, verbose: bool, rc: int) -> int:
+    if verbose:
+        import traceback
+
+        traceback.print_exc()
+    text = str(e).strip().splitlines()
+    hint = "" if verbose else " (flex-judge --verbose for the traceback)"
+    print(f"flex-judge {command}: {type(e).__name__}: {text[0] if text else ''}{hint}", file=sys.stderr)
+    return rc
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """NISQA: one audio clip (VoxSim: two) and the protocol's fixed question; the answer is a score
 parsed by the protocol's parser (with its fallback value, counted as a parse failure)."""
+from dataclasses import replace
 from pathlib import Path
 
 from flex_tasks.benchmarks import ANSWER_FLOAT, Benchmark
@@ -44,12 +45,25 @@ def write_fixtures(root: Path):
         fx.write_text(d / f"NISQA_TEST_{name}_file.csv", "\n".join(lines) + "\n")
 
 
+# each set's values are metrics of the task (rows of lmms-eval's own results; the paper reports pooled)
+PER_SET = tuple((f"{m}_{s}", hib) for s in SETS for m, hib in UTTERANCE)
+
+
 def tasks(P):
-    # per-set values: breakdown.per_set (the paper reports pooled)
-    return [audio_task(P, "nisqa", parser="answer_float", default=3.0, headline=UTTERANCE, env="FLEX_NISQA_PATH",
-                       report_kwargs={"per_set": SETS})]
+    spec = audio_task(P, "nisqa", parser="answer_float", default=3.0, headline=UTTERANCE, env="FLEX_NISQA_PATH",
+                      report_kwargs={"per_set": SETS})
+    return [replace(spec, extra_metrics=PER_SET)]
+
+
+def report(spec, records, **kw) -> dict:
+    """mos_report, with each set's LCC / SRCC / MSE as metrics of the task (``lcc_FOR`` ...), so a
+    plain lmms-eval run has them too (not only flex_details' breakdown)."""
+    out = mos_report(spec, records, **kw)
+    for s, block in out["breakdown"].pop("per_set").items():
+        out.update({f"{m}_{s}": v for m, v in block.items()})
+    return out
 
 
 BENCHMARK = Benchmark("nisqa", tasks=tasks, parsers={"answer_float": ANSWER_FLOAT},
                       api={"score": ("flex_nisqa",)}, leaderboard=section(("nisqa_utt", "flex_nisqa", "lcc", "srcc")),
-                      load=load, report=mos_report, write_fixtures=write_fixtures, demo_example=mos_example)
+                      load=load, report=report, write_fixtures=write_fixtures, demo_example=mos_example)
