@@ -95,22 +95,10 @@ def process_results(doc, results):
 
 # ------------------------------------------------------------------ aggregations
 _CACHE: list = []  # [(key, report)]
-# task -> the bookkeeping of its last report (protocol.DETAIL_KEYS: counts, seeds, breakdown).
-# lmms-eval keeps only metric values, and every metric is a row of its printed table, so the
-# aggregations leave the bookkeeping here, in the process that runs them; `flex-judge eval`
-# takes it after each evaluation and writes it into the results file (`flex_details`).
-_DETAILS: dict[str, dict] = {}
-
-
-def take_details() -> dict[str, dict]:
-    """The bookkeeping of every task aggregated since the last call, per task; clears it."""
-    out = dict(_DETAILS)
-    _DETAILS.clear()
-    return out
-
-
 def details_of(spec: TaskSpec, report: dict) -> dict:
-    """The part of a report that is not one of the task's printed metrics."""
+    """The part of a report that is not one of the task's printed metrics (the bookkeeping:
+    protocol.DETAIL_KEYS). lmms-eval keeps only metric values, so `flex-judge eval` computes it
+    from the records in the samples lmms-eval returns and writes it as `flex_details`."""
     printed = {name for name, _ in spec.metric_names()}
     return {k: v for k, v in report.items() if k not in printed}
 
@@ -137,7 +125,6 @@ def report_for(values: list) -> dict:
         rep.setdefault("breakdown", {})["duplicate_data_ids"] = duplicate_ids(d for d in first.values() if d is not None)
         _CACHE.append((key, rep))
         del _CACHE[:-4]
-    _DETAILS[spec.task] = details_of(spec, rep)
     return rep
 
 

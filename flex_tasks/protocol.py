@@ -32,7 +32,7 @@ BOOTSTRAP_ITERS_ENV = "FLEX_JUDGE_BOOTSTRAP_ITERS"
 COMMON_METRICS = ("parse_failure_rate",)
 # Bookkeeping every report returns as well. Not lmms-eval metrics (each metric is a row of the
 # table lmms-eval prints): `flex-judge eval` writes them into the results file under
-# `flex_details` (flex_tasks.lmms.take_details, flex_judge.lmms_main).
+# `flex_details` (flex_tasks.lmms.details_of, computed by flex_judge.lmms_main from the returned samples).
 DETAIL_KEYS = ("n_items", "n_runs", "parse_failures", "bootstrap_seed", "bootstrap_iters", "breakdown")
 # The most rows a task may print in lmms-eval's results table (one per metric).
 MAX_PRINTED_ROWS = 16  # NISQA: 3 pooled + 9 per-set values, 3 CIs, the parse-failure rate

@@ -286,8 +286,6 @@ def test_documented_max_new_tokens_precedence_matches_the_code():
     assert "caps every task's `max_new_tokens`" in (REPO / "docs" / "eval.md").read_text()
 
 
-@pytest.mark.xfail(strict=True, reason="README.md is the lead's: docs/_readme_cli.md item 1 fixes the row; "
-                                       "then drop this marker")
 def test_readme_max_new_tokens_row_matches_the_code():
     row = next(line for line in (REPO / "README.md").read_text().splitlines() if line.startswith("| `max_new_tokens`"))
     assert "caps every task's `max_new_tokens`" in row and "wins)" not in row

@@ -34,12 +34,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from flex_models.errors import FlexJudgeError
+
 FORMAT = "flex-judge-checkpoint/1"
 STATE = "trainer_state.json"
 POINTER = "last"
 
 
-class CheckpointError(ValueError):
+class TrainCheckpointError(FlexJudgeError, ValueError):
     """A checkpoint that cannot be resumed from; the message names the file."""
 
 
@@ -122,7 +124,7 @@ def load_tree(path: Path) -> tuple[object, dict]:
     with safe_open(str(path), "pt", device="cpu") as f:
         meta = f.metadata() or {}
         if "flex_tree" not in meta:
-            raise CheckpointError(f"{path}: not a flex-judge checkpoint tensor file (no structure in its metadata)")
+            raise TrainCheckpointError(f"{path}: not a flex-judge checkpoint tensor file (no structure in its metadata)")
         for key in f.keys():
             tensors[key] = f.get_tensor(key)
     for key, target in json.loads(meta["flex_aliases"]).items():
@@ -168,7 +170,7 @@ def gather_state(acc, lm, opt) -> tuple[dict, dict]:
     """Full model and optimizer state dicts (complete on the main process)."""
     kind = _sharded(acc)
     if kind == "DEEPSPEED":
-        raise CheckpointError("checkpoints under DeepSpeed are not supported (its own format is pickle); "
+        raise TrainCheckpointError("checkpoints under DeepSpeed are not supported (its own format is pickle); "
                               "use trainer/configs/accelerate_fsdp.yaml for resumable multi-GPU runs")
     if kind == "FSDP":
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
@@ -282,7 +284,7 @@ def resolve(ck: Path, resume_from: str) -> Path:
     except UnicodeDecodeError:
         name = ""
     if not name.startswith("step-") or not (ck / name).is_dir():
-        raise CheckpointError(f"{pointer}: does not name a checkpoint folder ({name[:40]!r}); "
+        raise TrainCheckpointError(f"{pointer}: does not name a checkpoint folder ({name[:40]!r}); "
                               f"{_fallback(ck, None)}")
     return ck / name
 
@@ -306,7 +308,7 @@ def check_intact(folder: Path, ck: Path):
     problems = verify(folder)
     if problems:
         more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise CheckpointError(f"--resume: checkpoint {folder} is damaged: {problems[0]}{more}; {_fallback(ck, folder)}")
+        raise TrainCheckpointError(f"--resume: checkpoint {folder} is damaged: {problems[0]}{more}; {_fallback(ck, folder)}")
 
 
 def load(acc, folder: Path, ck: Path, lm, opt, scheduler) -> dict:
@@ -314,7 +316,7 @@ def load(acc, folder: Path, ck: Path, lm, opt, scheduler) -> dict:
     check_intact(folder, ck)
     state = json.loads((folder / STATE).read_text())
     if state["world"] != acc.num_processes:
-        raise CheckpointError(f"--resume: {folder} was written by {state['world']} processes, this run has "
+        raise TrainCheckpointError(f"--resume: {folder} was written by {state['world']} processes, this run has "
                               f"{acc.num_processes}; the data split per rank would differ")
     current = None
     try:
@@ -328,10 +330,10 @@ def load(acc, folder: Path, ck: Path, lm, opt, scheduler) -> dict:
         current = folder / f"rng-{acc.process_index}.safetensors"
         tensors, extra = load_tree(current)
         set_rng_state(tensors, extra["rng"])
-    except CheckpointError:
+    except TrainCheckpointError:
         raise
     except Exception as e:  # safetensors / shape / key errors: name the file and the fallback
-        raise CheckpointError(f"--resume: cannot load {current}: {type(e).__name__}: {e}; {_fallback(ck, folder)}") from e
+        raise TrainCheckpointError(f"--resume: cannot load {current}: {type(e).__name__}: {e}; {_fallback(ck, folder)}") from e
     state["ignored"] = sorted(f.name for f in folder.iterdir() if f.name not in state["files"] and f.name != STATE)
     return state
 

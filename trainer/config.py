@@ -13,8 +13,10 @@ from pathlib import Path
 
 import yaml
 
+from flex_models.errors import FlexJudgeError
 
-class ConfigError(ValueError):
+
+class ConfigError(FlexJudgeError, ValueError):
     """A bad config value; `key` names the setting so the message can say where it was set."""
 
     def __init__(self, message: str, key: str | None = None):

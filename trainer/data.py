@@ -20,6 +20,8 @@ from pathlib import Path
 
 import torch
 
+from flex_models.errors import FlexJudgeError
+
 ASSISTANT_HEADER = "<|im_start|>assistant\n"
 EOS = "<|im_end|>"
 IGNORE = -100
@@ -36,7 +38,7 @@ class Sample:
         return len(self.input_ids) - self.n_prompt
 
 
-class BadRowsError(ValueError):
+class BadRowsError(FlexJudgeError, ValueError):
     pass
 
 

@@ -27,6 +27,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from flex_models.errors import FlexJudgeError
 from flex_models.jsonl import Appender, cut_partial_last_line
 from flex_tasks.parsing import answer_spans
 from trainer.data import read_rows
@@ -34,7 +35,7 @@ from trainer.data import read_rows
 INTEGER = re.compile(r"-?\d+")
 
 
-class PipelineError(ValueError):
+class PipelineError(FlexJudgeError, ValueError):
     """Bad input or output file of the data pipeline; the message names file:line."""
 
 

@@ -21,20 +21,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-FAMILIES = {"qwen2_5_vl": "vl", "qwen2_5_omni": "omni"}
+from flex_models.family import FAMILY, family_of, read_config
+from trainer.config import ConfigError
+
+
 WEIGHT_FILES = (".safetensors", ".bin", ".pt.index.json", "model.safetensors.index.json", "pytorch_model.bin.index.json")
 
 
 def detect_family(model: str, family: str = "auto") -> str:
-    """From config.json's model_type, never from the name."""
-    from transformers import AutoConfig
-
-    model_type = AutoConfig.from_pretrained(model).model_type
-    found = FAMILIES.get(model_type)
-    if found is None:
-        raise ValueError(f"{model}: model_type {model_type!r} is not a supported family {sorted(FAMILIES)}")
+    """From config.json's model_type, never from the name (flex_models.family, the one family table)."""
+    found = family_of(read_config(model), model)
     if family != "auto" and family != found:
-        raise ValueError(f"config key 'family' is {family!r} but {model} is {model_type!r} ({found})")
+        raise ConfigError(f"config key 'family' is {family!r} but {model} is a {FAMILY[found].title} checkpoint ({found})")
     return found
 
 
@@ -155,13 +153,13 @@ def load_for_training(model: str, family: str, attn: str = "sdpa", dtype=torch.f
                       gradient_checkpointing: bool = True, chunk: int = 4096, checkpoint_layers: int = -1,
                       compile_layers: bool = False):
     """-> (full, TextLM). `full` is the loaded HF model (VL) or thinker (Omni)."""
-    from transformers import Qwen2_5OmniThinkerForConditionalGeneration, Qwen2_5_VLForConditionalGeneration
+    import transformers
 
     impl = attn
     if attn == "varlen":
         _register_varlen()
         impl = "flex_varlen"
-    cls = Qwen2_5_VLForConditionalGeneration if family == "vl" else Qwen2_5OmniThinkerForConditionalGeneration
+    cls = getattr(transformers, FAMILY[family].model_class)
     full = cls.from_pretrained(model, dtype=dtype, attn_implementation=impl)
     return full, wrap(full, family, attn, gradient_checkpointing, chunk, checkpoint_layers, compile_layers)
 

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from flex_models.family import FAMILY
 from trainer import checkpoint as C
 from trainer import data as D
 from trainer import modeling as M
@@ -269,7 +270,6 @@ def plot_loss(history: list[dict], path: Path):
 
 
 # The decoder layer of each family's trained text module: FSDP wraps (shards) one of these at a time.
-FSDP_LAYER = {"vl": "Qwen2_5_VLDecoderLayer", "omni": "Qwen2_5OmniDecoderLayer"}
 
 
 def fsdp_plugin(family: str):
@@ -282,7 +282,7 @@ def fsdp_plugin(family: str):
         return None
     from accelerate.utils import FullyShardedDataParallelPlugin
 
-    return FullyShardedDataParallelPlugin(transformer_cls_names_to_wrap=[FSDP_LAYER[family]])
+    return FullyShardedDataParallelPlugin(transformer_cls_names_to_wrap=[FAMILY[family].decoder_layer])
 
 
 def make_accelerator(cfg: TrainConfig, family: str = "vl"):

@@ -37,6 +37,7 @@ from starlette.requests import ClientDisconnect
 from flex_judge.serving.limits import MediaLimits, PromptBudget
 from flex_judge.serving.media import MediaPolicy
 from flex_judge.serving.protocol import ReasoningSplitter, RequestError, parse_chat
+from flex_models.errors import FlexRuntimeError
 from flex_tasks.parsing import split_answer
 
 log = logging.getLogger("flex_judge.serving")
@@ -131,7 +132,7 @@ async def read_body(request, limit: int, timeout: float) -> bytes:
     return bytes(buf)
 
 
-class ClientGone(Exception):
+class ClientGone(FlexRuntimeError):
     """The client closed the connection; its work was cancelled."""
 
 
