@@ -31,6 +31,7 @@ from collections import Counter
 from pathlib import Path
 
 import trainer
+from flex_models.args import HelpFormatter
 
 TRAIN_CONFIG = Path(trainer.__file__).resolve().parent / "configs" / "tiny_cpu.yaml"
 TRAIN_DATA = Path(trainer.__file__).resolve().parent / "data" / "demo_formats.jsonl"
@@ -253,7 +254,7 @@ def run_chains(families: list[str], out: Path, max_new_tokens: int, force: bool,
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="flex-judge demo", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="flex-judge demo", description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
     p.add_argument("--out", default="runs/demo", help="working folder (default: runs/demo)")
     p.add_argument("--families", default="vl,omni", help="judges to build and evaluate: vl, omni or both")
     p.add_argument("--max-new-tokens", type=int, default=MAX_NEW_TOKENS,
@@ -264,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=THREADS,
                    help=f"torch / OpenMP threads per process (default {THREADS}; the table depends on it)")
     p.add_argument("--write-readme-table", metavar="FILE",
-                   help="also write the table and counts as the markdown fragment README.md shows (docs/_readme_demo.md)")
+                   help="also write the table and counts as the markdown fragment README.md shows (docs/_readme_demo.md; default: unset)")
     p.add_argument("--chain", choices=sorted(EVAL_PLAN), help=argparse.SUPPRESS)  # one family's chain (internal)
     args = p.parse_args(argv)
     out = Path(args.out).resolve()

@@ -5,6 +5,7 @@ strings, seeds) come per request from the task's gen_kwargs (see flex_models.req
 """
 from __future__ import annotations
 
+import argparse
 import difflib
 import json
 from dataclasses import dataclass, field, fields
@@ -81,6 +82,20 @@ class FlexArgs:
 
 ARG_NAMES = tuple(f.name for f in fields(FlexArgs))
 _DEFAULTS = FlexArgs()
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """The help formatter of every flex-judge subcommand: descriptions kept as written, and each
+    option's default appended where it has one and its help does not already say it (argparse's
+    ArgumentDefaultsHelpFormatter would also print "default: None" / "default: False")."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        d = action.default
+        if (d is None or d is False or d is argparse.SUPPRESS or action.option_strings == []
+                or "default" in text.lower() or isinstance(action, argparse._HelpAction)):
+            return text
+        return f"{text} (default: {'%(default)s'})"
 
 
 def parse_kv(s: str | None, what: str = "model_args") -> dict[str, str]:

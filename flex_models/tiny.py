@@ -14,6 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
+from flex_models.args import HelpFormatter
 from flex_models.family import FAMILIES
 
 # Text the tokenizer is trained on: judge-prompt vocabulary so prompts tokenize compactly.
@@ -219,9 +220,9 @@ def make_tiny(family: str, out_dir, seed: int = 0) -> Path:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="flex-judge make-tiny", description=__doc__.split("\n")[0])
-    ap.add_argument("--family", choices=FAMILIES, required=True)
-    ap.add_argument("--seed", type=int, default=0)
+    ap = argparse.ArgumentParser(prog="flex-judge make-tiny", description=__doc__.split("\n")[0], formatter_class=HelpFormatter)
+    ap.add_argument("--family", choices=FAMILIES, required=True, help="required: which family to build")
+    ap.add_argument("--seed", type=int, default=0, help="the same seed gives the same files")
     ap.add_argument("out", help="output directory")
     args = ap.parse_args(argv)
     path = make_tiny(args.family, args.out, seed=args.seed)

@@ -30,6 +30,7 @@ from sklearn.metrics import cohen_kappa_score
 
 from flex_judge.analysis import paired as P
 from flex_judge.analysis.runs import Run, RunError, json_safe, load_runs, protocol_deviations, swap_flags
+from flex_models.args import HelpFormatter
 from flex_tasks import benchmarks
 from flex_tasks import metrics as M
 from flex_tasks.protocol import TASKS
@@ -583,9 +584,9 @@ def _for_json(report: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="flex-judge compare", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="flex-judge compare", description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
     p.add_argument("runs", nargs="+", metavar="RUN", help="one lmms-eval output (folder or <date>_results.json) per judge")
-    p.add_argument("--out", help="write compare.md, compare.json and plots/*.png here")
+    p.add_argument("--out", help="write compare.md, compare.json and plots/*.png here (default: unset, print only)")
     p.add_argument("--labels", help="comma-separated judge names, one per run (default: model:checkpoint)")
     p.add_argument("--tasks", help="comma-separated flex tasks to compare (default: all, which must match)")
     p.add_argument("--intersect", action="store_true",

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Optional
 
 from flex_judge.analysis.runs import Run, RunError, json_safe, load_runs, protocol_deviations
+from flex_models.args import HelpFormatter
 from flex_tasks.benchmarks import Column, Section, leaderboard_sections
 from flex_tasks.protocol import protocols
-
 
 # The tables, their columns and the paper-row keys: each benchmark module declares its own
 # (flex_tasks.benchmarks: Benchmark.leaderboard); a key not in paper_results_v4 has no paper rows.
@@ -260,7 +260,7 @@ def write(board: dict, out: Path, formats=("md", "csv", "json")) -> dict[str, Pa
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="flex-judge leaderboard", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="flex-judge leaderboard", description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
     p.add_argument("runs", nargs="+", metavar="RUN", help="lmms-eval --output_path folders, model sub-folders "
                    "or <date>_results.json files (one row per results file)")
     p.add_argument("--out", help="write leaderboard.md/.csv/.json here (default: print Markdown only)")

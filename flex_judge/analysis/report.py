@@ -35,6 +35,7 @@ from typing import Optional
 
 from flex_judge.analysis import leaderboard
 from flex_judge.analysis.runs import Run, RunError, json_safe, load_runs, protocol_deviations
+from flex_models.args import HelpFormatter
 from flex_tasks.protocol import TASKS
 from flex_tasks.record import GROUP_KEYS
 
@@ -462,12 +463,12 @@ def build_report(runs: list[Run], with_media: bool = True, thumb: int = 320, fra
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="flex-judge report", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="flex-judge report", description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
     p.add_argument("runs", nargs="+", metavar="RUN", help="lmms-eval --output_path folders, model sub-folders or "
                    "<date>_results.json files (run with --log_samples for the item browser)")
     p.add_argument("-o", "--out", required=True, help="the HTML file to write")
     p.add_argument("--labels", help="comma-separated judge names, one per results file (default: model:checkpoint)")
-    p.add_argument("--title", default="Flex-Judge report")
+    p.add_argument("--title", default="Flex-Judge report", help="the page title")
     p.add_argument("--no-media", action="store_true", help="do not reload the data: prompts as logged, no media")
     p.add_argument("--thumb", type=int, default=320, help="longest side of image / frame thumbnails in px (default 320)")
     p.add_argument("--frames", type=int, default=4, help="frames shown per video (default 4)")

@@ -50,7 +50,7 @@ from flex_judge.judging.items import (
     summarize,
 )
 from flex_models import jsonl
-from flex_models.args import parse_kv
+from flex_models.args import HelpFormatter, parse_kv
 from flex_models.confine import OutsideRoot, confine
 
 MAX_LINE_BYTES = 64 * 2**20  # a line longer than this is refused before it is decoded or parsed
@@ -466,7 +466,7 @@ def summary_path(out: Path) -> Path:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="flex-judge judge", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 2)[2])
+                                formatter_class=HelpFormatter, epilog=__doc__.split("\n\n", 2)[2])
     p.add_argument("input", type=Path, help="JSONL file of items to judge")
     p.add_argument("--out", type=Path, help="output JSONL (default: <input>.judged.jsonl); reruns resume it")
     g = p.add_argument_group("protocol")
@@ -475,17 +475,17 @@ def build_parser() -> argparse.ArgumentParser:
         default = DEFAULT_PROTOCOL[mode].removeprefix("flex_")
         others = [t.removeprefix("flex_") for t in allowed if t != DEFAULT_PROTOCOL[mode]]
         g.add_argument(f"--{mode}-protocol", default=default, help=" | ".join([f"{default} (default)", *others]))
-    g.add_argument("--template", type=Path, help="JSON/YAML {system, user[, mode]} replacing the protocol prompt")
+    g.add_argument("--template", type=Path, help="JSON/YAML {system, user[, mode]} replacing the protocol prompt (default: the protocol's)")
     g.add_argument("--samples", type=int, help="samples per item (default: the protocol's runs, 3); "
                                                "pair: sign majority, score: mean, batch: mean scores")
     g.add_argument("--both-orders", action="store_true", help="also judge with the responses reversed (position-bias check)")
     e = p.add_argument_group("engine")
-    e.add_argument("--model", help="Flex-Judge checkpoint (hub id or folder); or --server")
-    e.add_argument("--server", help="judge on a running `flex-judge judge serve` at this URL instead of loading a model")
+    e.add_argument("--model", help="Flex-Judge checkpoint (hub id or folder); required unless --server")
+    e.add_argument("--server", help="judge on a running `flex-judge judge serve` at this URL instead of loading a model (default: unset, --model)")
     e.add_argument("--api-key", help="the server's key (default: env FLEX_JUDGE_API_KEY)")
     e.add_argument("--concurrency", type=int, default=64, help="--server: requests in flight at once")
-    e.add_argument("--backend", choices=("auto", "vllm", "hf"), default="auto")
-    e.add_argument("--model-args", help="more `flex` model_args, e.g. dtype=bfloat16,max_model_len=8192")
+    e.add_argument("--backend", choices=("auto", "vllm", "hf"), default="auto", help="inference engine (auto: vLLM where installed)")
+    e.add_argument("--model-args", help="more `flex` model_args, e.g. dtype=bfloat16,max_model_len=8192 (default: none; docs/model.md)")
     e.add_argument("--max-new-tokens", type=int, help="cap the judge's output (default: the protocol's 4096)")
     e.add_argument("--batch-size", type=int, default=64, help="items per engine call (and per output flush)")
     lim = p.add_argument_group("per-row limits (a row over one is reported by line and skipped)")

@@ -10,6 +10,8 @@ import socket
 import sys
 from pathlib import Path
 
+from flex_models.args import HelpFormatter
+
 KEY_ENV = "FLEX_JUDGE_API_KEY"
 
 
@@ -44,9 +46,9 @@ def _raise_open_files(connections: int) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="flex-judge judge serve", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="flex-judge judge serve", description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
     p.add_argument("model", help="Flex-Judge checkpoint (hub id or folder)")
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
     p.add_argument("--port", type=int, default=8000, help="0 picks a free port (printed on start)")
     p.add_argument("--api-key", help=f"clients must send `Authorization: Bearer KEY` (default: env {KEY_ENV})")
     p.add_argument("--insecure-no-auth", action="store_true",
@@ -77,12 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-video-frames", type=int, default=36_000,
                    help="most frames in a video clip (the loader decodes up to its last sampled frame; 413 beyond)")
     p.add_argument("--backend", choices=("auto", "vllm"), default="auto", help="the server runs on vLLM")
-    p.add_argument("--model-args", help="more `flex` model_args, e.g. dtype=bfloat16,gpu_memory_utilization=0.4")
+    p.add_argument("--model-args", help="more `flex` model_args, e.g. dtype=bfloat16,gpu_memory_utilization=0.4 (default: none)")
     p.add_argument("--data-parallel-size", type=int, default=1, help="vLLM data parallelism (engine replicas)")
     p.add_argument("--served-model-name", help="the id /v1/models reports (default: the checkpoint name)")
     p.add_argument("--raw-content", action="store_true", help="reply with the whole output as content")
-    p.add_argument("--log-requests", type=Path, help="append each request's messages, prompt and output (JSONL)")
-    p.add_argument("--forwarded-allow-ips", help="behind a reverse proxy: IPs whose X-Forwarded-* headers are trusted")
+    p.add_argument("--log-requests", type=Path, help="append each request's messages, prompt and output to this JSONL file (default: unset, no log)")
+    p.add_argument("--forwarded-allow-ips", help="behind a reverse proxy: IPs whose X-Forwarded-* headers are trusted (default: none)")
     p.add_argument("--root-path", default="", help="behind a proxy that serves the API under a path prefix")
     p.add_argument("--graceful-timeout", type=float, default=10.0,
                    help="on SIGTERM/SIGINT, seconds in-flight requests may finish before they are aborted")
