@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from flex_models.family import FAMILY
+from flex_models.family import FAMILY, CheckpointError
 from trainer import checkpoint as C
 from trainer import data as D
 from trainer import modeling as M
@@ -338,7 +338,9 @@ def preflight(cfg: TrainConfig) -> str:
                           "nor a hub id 'org/name')")
     try:
         return M.detect_family(cfg.model, cfg.family)
-    except OSError as e:
+    except (OSError, CheckpointError) as e:
+        if isinstance(e, CheckpointError) and "not a supported family" in str(e):
+            raise ConfigError(f"{_at(cfg, 'model')}: {e}") from None
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ConfigError(f"{_at(cfg, 'model')}: cannot load {cfg.model!r}: not a local checkpoint folder and "
                           f"not found on the hub or in its cache ({first})") from None
