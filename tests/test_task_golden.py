@@ -7,7 +7,9 @@ It holds, for all 14 tasks, the TaskSpec, the generated YAML, every doc (items x
 swaps), the rendered chat messages (media as size + digest), the simple-mode text and target,
 the records and the benchmark report for fixed seeded model outputs, and the tables the CLI,
 API, judge-file, compare and leaderboard code read. A deliberate behaviour change regenerates
-it with the script and says so in its commit.
+it with the script and says so in its commit. Regenerated once since: NISQA's per-set LCC / SRCC /
+MSE became metrics of the task (lcc_FOR ...), moved out of its report's breakdown with the same
+values; nothing else changed (2026-12-03).
 """
 import os
 import sys
