@@ -16,7 +16,8 @@ def test_readme_tiny_quickstart_runs(tmp_path):
     bindir = Path(sys.executable).parent
     out = None
     for line in lines:
-        cmd = line.replace(".venv/bin/", f"{bindir}/").replace("/tmp/", f"{tmp_path}/")
+        # /tmp/ first: the venv itself may live under /tmp (a clean clone there)
+        cmd = line.replace("/tmp/", f"{tmp_path}/").replace(".venv/bin/", f"{bindir}/")
         p = subprocess.run(cmd, shell=True, cwd=REPO, capture_output=True, text=True, timeout=600)
         assert p.returncode == 0, f"{line}\n{p.stderr[-2000:]}"
         out = p.stdout
