@@ -53,6 +53,7 @@ T_LAUNCH = time.time()
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+sys.path.insert(1, str(REPO / "benchmarks" / "gpu"))  # steplog, hostprof, workers: the GPU benchmarks' helpers
 
 # ----------------------------------------------------------------------------------- the workload
 # items: the benchmark's test set size. Sources: protocols.json "data" fields (VL-RewardBench 1,250;
@@ -335,6 +336,42 @@ def copy_bandwidth() -> dict:
     return {"copy_GBps": round(2 * n / best / 1e9, 1), "device": torch.cuda.get_device_name(0)}
 
 
+def sampler_bench(batches=(256, 1024), stds=(0.001, 1.0, 2.0, 4.0), vocab: int = 152064, top_p: float = 0.95,
+                  temperature: float = 0.6, reps: int = 20) -> dict:
+    """vLLM's top-p kernel (apply_top_k_top_p_triton, what the engine's sampler runs for top_p < 1)
+    alone, on fp32 logits [batch, vocab] of Gaussian rows with the given std, after the protocol's
+    temperature: its time depends on how peaked the rows are (a pivot search), so random-weight
+    engines (load_format=dummy: weights U(-1e-3, 1e-3), logits nearly flat) may pay more per step
+    than a trained checkpoint, whose next-token entropy is a few nats. Median of `reps` (CUDA events)."""
+    import torch
+
+    from vllm.v1.sample.ops.topk_topp_triton import apply_top_k_top_p_triton
+
+    out = []
+    g = torch.Generator(device="cuda").manual_seed(0)
+    for b in batches:
+        p = torch.full((b,), top_p, device="cuda")
+        for std in stds:
+            base = torch.randn(b, vocab, device="cuda", generator=g) * std / temperature
+            ent = float(-(base.softmax(-1) * base.log_softmax(-1)).sum(-1).mean())
+            times = []
+            for i in range(reps + 3):
+                x = base.clone()
+                e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                e0.record()
+                y = apply_top_k_top_p_triton(x, None, p)
+                e1.record()
+                torch.cuda.synchronize()
+                if i >= 3:
+                    times.append(e0.elapsed_time(e1))
+            kept = float(torch.isfinite(y).float().sum(-1).mean())
+            times.sort()
+            out.append({"batch": b, "logit_std": std, "entropy_nats": round(ent, 3), "kept_tokens": round(kept, 1),
+                        "ms": round(times[len(times) // 2], 3)})
+            print(f"sampler: {out[-1]}", file=sys.stderr, flush=True)
+    return {"top_p": top_p, "temperature": temperature, "vocab": vocab, "rows": out}
+
+
 def text_shape(ckpt: Path, family: str) -> dict:
     cfg = json.loads((ckpt / "config.json").read_text())
     t = (cfg["thinker_config"] if family == "omni" else cfg)["text_config"]
@@ -430,6 +467,88 @@ def runmajor_pass(llm, prepared, order, task_of, run_of, ph) -> dict:
     return total
 
 
+# Dense bf16 peak of an H100/H200 SXM (NVIDIA's datasheet, 989 TFLOPS without sparsity): the prefill
+# part of the per-step bound (benchmarks/gpu/steplog.py). A bound, not a rate this GPU reaches.
+PEAK_BF16_FLOPS = 989e12
+
+
+def profile_window(a, llm, name: str):
+    """For the pass `name` if it is the one to profile (--profile-pass): py-spy samples of the
+    engine-core process from --pyspy-delay s for --pyspy-s s (benchmarks/gpu/hostprof.py), and the
+    engine's torch profile (configured through the engine's profiler_config, which skips its first
+    delay_iterations steps) started now. Returns a function that collects both, or None."""
+    if name != a.profile_pass:
+        return None
+    import threading
+
+    import hostprof
+    from workers import _engine_pids
+
+    started = {"torch": False}
+    if a.torch_profile:
+        try:
+            llm.start_profile()
+            started["torch"] = True
+        except Exception as e:  # noqa: BLE001
+            print(f"suite: start_profile failed: {e!r}", file=sys.stderr)
+    res: dict = {"pids": _engine_pids(), "window_s": [a.pyspy_delay, a.pyspy_delay + a.pyspy_s]}
+    procs: list = []
+    files: dict = {}
+
+    def later():
+        time.sleep(a.pyspy_delay)
+        for role, pid in res["pids"].items():
+            files[role] = Path(a.workdir) / f"pyspy-{a.family}-{name}-{role}.txt"
+            try:
+                procs.append(hostprof.record(pid, a.pyspy_s, files[role]))
+            except Exception as e:  # noqa: BLE001
+                res.setdefault("errors", []).append(f"{role}: {e!r}")
+
+    th = threading.Thread(target=later, daemon=True) if a.pyspy_s else None
+    if th:
+        th.start()
+
+    def collect() -> dict:
+        if th:
+            th.join()
+        for p in procs:
+            try:
+                text = p.communicate(timeout=a.pyspy_s + 30)[0]
+            except subprocess.TimeoutExpired:
+                p.kill()
+                text = "py-spy timed out"
+            if p.returncode:
+                res.setdefault("errors", []).append(text[-500:])
+        res["py_spy"] = {role: hostprof.collapse(f) for role, f in files.items() if f.exists()}
+        if started["torch"]:
+            try:
+                llm.stop_profile()
+            except Exception as e:  # noqa: BLE001
+                res.setdefault("errors", []).append(f"stop_profile: {e!r}")
+            res["torch_profile"] = torch_table(Path(a.torch_profile))
+        return res
+
+    return collect
+
+
+def torch_table(d: Path) -> dict:
+    """The engine's key_averages table (vLLM writes profiler_out_<rank>.txt): total CUDA time and the
+    kernels that take it, by self CUDA time."""
+    files = sorted(d.glob("profiler_out_*.txt"))
+    if not files:
+        return {"error": f"no profiler_out_*.txt in {d}"}
+    text = files[0].read_text(errors="replace")
+    rows, total = [], None
+    for line in text.splitlines():
+        if "Self CUDA time total" in line:
+            total = line.split(":", 1)[1].strip()
+        parts = [x for x in line.split("  ") if x.strip()]
+        if len(parts) >= 10 and parts[-1].strip().isdigit():
+            rows.append({"name": parts[0].strip()[:90], "self_cuda": parts[6].strip(), "self_cuda_pct": parts[7].strip(),
+                         "calls": int(parts[-1])})
+    return {"file": files[0].name, "self_cuda_total": total, "top": rows[:25]}
+
+
 # ------------------------------------------------------------------------------ one family (worker)
 def worker(a) -> dict:
     t_launch = float(a.t_launch or T_LAUNCH)
@@ -451,6 +570,12 @@ def worker(a) -> dict:
         import flex_models.backends.vllm_backend as vb
 
         vb.GPU_DEFAULTS.update(json.loads(a.engine_defaults))
+    steplog_path = Path(a.steplog) if a.steplog else None
+    if steplog_path:  # before the engine exists: its forked engine-core process carries the wrapper
+        import steplog
+
+        steplog_path.unlink(missing_ok=True)
+        steplog.install(steplog_path)
     model = FlexJudge(pretrained=str(ckpt), **kw)
     startup = time.time() - t_launch
     llm = model.backend.llm
@@ -481,9 +606,12 @@ def worker(a) -> dict:
     reset_caches(llm)
 
     passes: dict = {}
+    windows: dict = {}
     order = ["raw", "flex"] if a.raw_first else ["flex", "raw"]
     for name in [p for p in order + ["runmajor"] if p in a.passes.split(",")]:
         reset_caches(llm)
+        sampler = profile_window(a, llm, name)
+        windows[name] = [time.time(), None]
         if name == "flex":
             before = dict(model.timing)
             t0 = time.perf_counter()
@@ -499,7 +627,20 @@ def worker(a) -> dict:
             passes[name] = raw_pass(llm, prepared, flex_order, task_of, run_of, ph)
         else:  # one generate per run, the cache emptied between runs (see runmajor_pass)
             passes[name] = runmajor_pass(llm, prepared, runmajor, task_of, run_of, ph)
+        windows[name][1] = time.time()
+        if sampler is not None:
+            passes[name]["host_profile"] = sampler()
         print(f"suite[{a.family}]: {name} {passes[name]['wall_s']:.1f} s", file=sys.stderr, flush=True)
+    if steplog_path:
+        import steplog
+
+        time.sleep(1.0)  # the engine process flushes its log when it runs out of requests
+        bw = (hw.get("copy_GBps") or 0) * 1e9 or None
+        shape = text_shape(ckpt, a.family)
+        max_seqs = llm.llm_engine.vllm_config.scheduler_config.max_num_seqs
+        for name, (t0, t1) in windows.items():
+            passes[name]["step_profile"] = steplog.reduce(steplog.read(steplog_path, t0, t1), shape, bw,
+                                                          PEAK_BF16_FLOPS if bw else None, max_seqs, t_start=t0)
     sched = llm.llm_engine.vllm_config.scheduler_config
     cache_cfg = llm.llm_engine.vllm_config.cache_config
     import torch
@@ -657,6 +798,16 @@ def main(argv=None) -> int:
     ap.add_argument("--raw-first", type=int, default=1, help=argparse.SUPPRESS)
     ap.add_argument("--hw", default="", help=argparse.SUPPRESS)
     ap.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--sampler-bench", action="store_true", help="time vLLM's top-p kernel alone on flat and "
+                    "peaked logits (GPU), write --out-json")
+    ap.add_argument("--steplog", default="", help="log every engine step to this file and reduce it per pass "
+                    "(benchmarks/gpu/steplog.py)")
+    ap.add_argument("--profile-pass", default="", help="the pass to profile (py-spy on the engine processes, "
+                    "the engine's torch profile if --torch-profile)")
+    ap.add_argument("--pyspy-delay", type=float, default=25.0, help="seconds into the profiled pass py-spy starts")
+    ap.add_argument("--pyspy-s", type=float, default=0.0, help="seconds of py-spy samples (0: none)")
+    ap.add_argument("--torch-profile", default="", help="the engine's torch_profiler_dir (set the same dir in "
+                    "--engine-defaults' profiler_config)")
     a = ap.parse_args(argv)
     if a.scale is None:
         a.scale = 0.025 if a.mode == "gpu" else 0.002
@@ -666,6 +817,9 @@ def main(argv=None) -> int:
         a.max_model_len = 8192 if a.mode == "gpu" else 4096
     if a.probe:
         print(json.dumps(copy_bandwidth()))
+        return 0
+    if a.sampler_bench:
+        Path(a.out_json).write_text(json.dumps(sampler_bench(), indent=1) + "\n")
         return 0
     if a.worker:
         res = worker(a)
@@ -694,7 +848,9 @@ def main(argv=None) -> int:
                "--ckpt", str(ckpt), "--scale", str(a.scale), "--max-model-len", str(a.max_model_len),
                "--out-json", str(part_json), "--t-launch", "", "--raw-first", str(1 - n % 2),
                "--tasks", a.tasks, "--engine-args", a.engine_args, "--engine-defaults", a.engine_defaults,
-               "--passes", a.passes, "--hw", json.dumps(hw)]
+               "--passes", a.passes, "--hw", json.dumps(hw), "--steplog", a.steplog and str(work / f"steps_{fam}.jsonl"),
+               "--profile-pass", a.profile_pass, "--pyspy-delay", str(a.pyspy_delay), "--pyspy-s", str(a.pyspy_s),
+               "--torch-profile", a.torch_profile]
         if a.cap:
             cmd += ["--cap", str(a.cap)]
         cmd[cmd.index("--t-launch") + 1] = repr(time.time())
