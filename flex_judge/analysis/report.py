@@ -201,8 +201,8 @@ def logged_inputs(run: Run, task: str) -> dict:
         for line in fh:
             if line.strip():
                 row = json.loads(line)
-                rec = row.get(key) or {}
-                out[(rec.get("item"), int(rec.get("run", -1)))] = (row.get("input") or "", row.get("input_media") or [])
+                logged = row.get(key) or {}  # the line's JSON (the record is parsed by Run.records)
+                out[(logged.get("item"), int(logged.get("run", -1)))] = (row.get("input") or "", row.get("input_media") or [])
     return out
 
 
