@@ -341,7 +341,7 @@ def position_consistency(run: Run, task: str) -> Optional[dict]:
 def _pair_stats(kind: str, keys, ra: dict, rb: dict, top: int, iters: int, seed: int) -> dict:
     item_of = [k[0] for k in keys]
     out: dict = {"n": len(keys), "n_items": len(set(item_of))}
-    both_ok = np.array([bool(ra[k].ok) and bool(rb[k].ok) for k in keys])
+    both_ok = np.array([ra[k].ok and rb[k].ok for k in keys])
     out["n_both_parsed"] = int(both_ok.sum())
     if kind == "verdict":
         a = [verdict_label(ra[k]) for k in keys]
