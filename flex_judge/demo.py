@@ -102,16 +102,16 @@ def evaluate(family: str, model: Path, run_dir: Path, max_new_tokens: int, force
 
 
 # ---------------------------------------------------------------- the side-by-side table
-def failure_reasons(records: list[dict], max_new_tokens: int) -> str:
+def failure_reasons(records: list, max_new_tokens: int) -> str:
     """Why answers did not parse, counted over one task's failed records (raw outputs)."""
     from flex_tasks.parsing import ANSWER_TAGS, answer_ints
     from flex_tasks.protocol import TASKS
 
     why = Counter()
     for r in records:
-        if r.get("ok"):
+        if r.ok:
             continue
-        text, tags = r.get("raw", r.get("text", "")), ANSWER_TAGS.get(TASKS[r["task"]].parser, 1)
+        text, tags = r.raw, ANSWER_TAGS.get(TASKS[r.task].parser, 1)
         if "<answer>" not in text:
             why["no <answer> tag after </think>" if "</think>" in text
                 else f"no <answer> tag: the reasoning ran past the {max_new_tokens}-token budget"] += 1
@@ -181,9 +181,9 @@ def report(pairs: dict, max_new_tokens: int) -> str:
         out.append(f"Every task: trained judge parse failures <= {_pct(TARGET_PARSE_FAILURE)}.")
     for family, (_, judge_run) in pairs.items():  # from the family's task with the fewest parse failures
         task = min(judge_run.tasks, key=lambda t: judge_run.metric(t, "parse_failure_rate") or 0.0)
-        rec = next((r for r in judge_run.records(task) if r.get("ok")), judge_run.records(task)[0])
-        text = " ".join(rec["text"].split())
-        out.append(f"example answer, {family} judge, {task} item {rec['item']}: <think> {text[:400]}")
+        rec = next((r for r in judge_run.records(task) if r.ok), judge_run.records(task)[0])
+        text = " ".join(rec.raw.split())
+        out.append(f"example answer, {family} judge, {task} item {rec.item}: <think> {text[:400]}")
     return "\n".join(out)
 
 

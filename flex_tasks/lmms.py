@@ -11,7 +11,7 @@ import numpy as np
 from flex_tasks import benchmarks, media, prompts
 from flex_tasks.data import duplicate_ids, load_items
 from flex_tasks.protocol import TASKS, TaskSpec, bootstrap_iters, get
-from flex_tasks.record import GROUP_KEYS, Record, RecordRef, as_dicts
+from flex_tasks.record import GROUP_KEYS, Record, RecordRef, as_records
 from flex_tasks.metrics import DEFAULT_BOOTSTRAP_SEED
 
 
@@ -88,9 +88,9 @@ def make_record(spec: TaskSpec, doc: dict, text: str) -> Record:
 def process_results(doc, results):
     """The record once, under the task's first metric; a reference to it under the others."""
     spec = _spec(doc)
-    rec = make_record(spec, doc, results[0] if results else "").as_dict()
+    rec = make_record(spec, doc, results[0] if results else "")
     first, *rest = [name for name, _ in spec.metric_names()]
-    return {first: rec, **{name: RecordRef(rec, first) for name in rest}}
+    return {first: rec.as_dict(), **{name: RecordRef(rec, first) for name in rest}}  # the JSON edge: a dict
 
 
 # ------------------------------------------------------------------ aggregations
@@ -103,25 +103,25 @@ def details_of(spec: TaskSpec, report: dict) -> dict:
     return {k: v for k, v in report.items() if k not in printed}
 
 
-def _key(records: list[dict]) -> tuple:
-    return tuple((r["task"], r["item"], r["run"], repr(r["pred"]), r["ok"]) for r in records)
+def _key(records: list[Record]) -> tuple:
+    return tuple((r.task, r.item, r.run, repr(r.pred), r.ok) for r in records)
 
 
 def report_for(values: list) -> dict:
     """The task's report over one aggregation's inputs (records or references to them);
     computed once for all the metrics of a task."""
-    records = as_dicts(values)
+    records = as_records(values, "aggregation input")
     if not records:
         return {}
     key = _key(records)
-    spec = get(records[0]["task"])
+    spec = get(records[0].task)
     for k, rep in _CACHE:
         if k == key:
             break
     else:
         rep = benchmarks.of(spec).report(spec, records, iters=bootstrap_iters(), seed=DEFAULT_BOOTSTRAP_SEED)
         # rows sharing a data id are separate items (keyed by position); say how many there were
-        first = {r["item"]: r.get("data_id") for r in records}
+        first = {r.item: r.data_id for r in records}
         rep.setdefault("breakdown", {})["duplicate_data_ids"] = duplicate_ids(d for d in first.values() if d is not None)
         _CACHE.append((key, rep))
         del _CACHE[:-4]

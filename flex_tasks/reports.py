@@ -3,7 +3,7 @@
 Each benchmark's own report lives in its module (``flex_tasks.benchmarks.<name>``, the
 ``report`` hook); this module holds what they share: the item x run grid, the bootstrap CI, the
 bookkeeping every report returns, and the MOS / similarity report of the audio benchmarks.
-Pure functions. Each report returns a flat dict: the task's metrics (the names in its
+Pure functions over :class:`flex_tasks.record.Record` lists. Each report returns a flat dict: the task's metrics (the names in its
 ``TaskSpec.metric_names()``, lmms-eval's printed rows) and the bookkeeping
 ``protocol.DETAIL_KEYS`` (item / run counts, parse failures, bootstrap seed and iterations, and
 ``breakdown``: per run / dataset / category / set detail), which lands in the results file's
@@ -18,31 +18,32 @@ from typing import Callable, Optional
 import numpy as np
 
 from flex_tasks import metrics as M
+from flex_tasks.record import Record
 
 NAN = float("nan")
 
 
-def record_grid(records: list[dict]) -> tuple[list[str], list[int], list[list[Optional[dict]]]]:
-    items = list(dict.fromkeys(r["item"] for r in records))
-    runs = sorted({int(r["run"]) for r in records})
+def record_grid(records: list[Record]) -> tuple[list[str], list[int], list[list[Optional[Record]]]]:
+    items = list(dict.fromkeys(r.item for r in records))
+    runs = sorted({r.run for r in records})
     pos_i = {k: i for i, k in enumerate(items)}
     pos_r = {k: j for j, k in enumerate(runs)}
-    grid: list[list[Optional[dict]]] = [[None] * len(runs) for _ in items]
+    grid: list[list[Optional[Record]]] = [[None] * len(runs) for _ in items]
     for r in records:
-        grid[pos_i[r["item"]]][pos_r[int(r["run"])]] = r
+        grid[pos_i[r.item]][pos_r[r.run]] = r
     return items, runs, grid
 
 
-def first_record(row: list[Optional[dict]]) -> dict:
+def first_record(row: list[Optional[Record]]) -> Record:
     return next(r for r in row if r is not None)
 
 
-def item_run_matrix(grid, fn: Callable[[dict], float]) -> np.ndarray:
+def item_run_matrix(grid, fn: Callable[[Record], float]) -> np.ndarray:
     return np.array([[fn(r) if r is not None else NAN for r in row] for row in grid], dtype=float)
 
 
 def common_details(records, items, runs, iters, seed) -> dict:
-    fails = sum(1 for r in records if not r.get("ok", True))
+    fails = sum(1 for r in records if not r.ok)
     return {
         "n_items": len(items),
         "n_runs": len(runs),
@@ -99,8 +100,8 @@ def mos(
     Several runs of one item are averaged first."""
     items, runs, grid = record_grid(records)
     with quiet():
-        pred = np.nanmean(item_run_matrix(grid, lambda r: float(r["pred"])), axis=1)
-    gold = np.array([float(first_record(row)["gold"]) for row in grid])
+        pred = np.nanmean(item_run_matrix(grid, lambda r: float(r.pred)), axis=1)
+    gold = np.array([float(first_record(row).gold) for row in grid])
     out: dict = {}
 
     def utt(metric):
@@ -109,7 +110,7 @@ def mos(
     base = corr_block(pred, gold)
     strata, by_set = None, {}
     if per_set:
-        strata = np.array([first_record(row)["set"] for row in grid])
+        strata = np.array([first_record(row).grouped("set") for row in grid])
         by_set = {s: {m: float(v) for m, v in corr_block(pred[strata == s], gold[strata == s]).items()}
                   for s in per_set}
     for m in ("lcc", "srcc", "mse"):
@@ -117,8 +118,8 @@ def mos(
         out[f"{prefix}{m}_ci95"] = bootstrap_ci(utt(m), len(items), iters, seed, strata=strata)
 
     if system_level:
-        systems = np.array([str(first_record(row)["system"]) for row in grid])
-        sys_gt = np.array([float(first_record(row).get("system_gt", NAN)) for row in grid])
+        systems = np.array([str(first_record(row).grouped("system")) for row in grid])
+        sys_gt = np.array([float(first_record(row).group.get("system_gt", NAN)) for row in grid])
         known = sorted({s for s, g in zip(systems, sys_gt) if np.isfinite(g)})
         code = {s: i for i, s in enumerate(known)}
         sys_idx = np.array([code.get(s, -1) for s in systems])
@@ -151,8 +152,8 @@ def mos(
 def count_how(records) -> dict:
     counts: dict = {}
     for r in records:
-        if not r.get("ok", True):
-            counts[r.get("how", "fallback")] = counts.get(r.get("how", "fallback"), 0) + 1
+        if not r.ok:
+            counts[r.how] = counts.get(r.how, 0) + 1
     return counts
 
 

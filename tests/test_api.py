@@ -47,37 +47,37 @@ def test_api_equals_flex_lmms_run(runs, judge, monkeypatch):
     def rec_of(task, pick):
         recs = run.records(task)
         flags = swap_flags(task, recs) if TASKS[task].order else {}
-        r = next(r for r in recs if pick(r, flags.get((r["item"], int(r["run"])), False)))
-        return r, _item(task, r["item"]), run.task_config(task)["generation_kwargs"]
+        r = next(r for r in recs if pick(r, flags.get((r.item, r.run), False)))
+        return r, _item(task, r.item), run.task_config(task)["generation_kwargs"]
 
     r, it, gk = rec_of("flex_vl_rewardbench", lambda r, sw: not sw)
     cases.append((judge.compare_request(it["query"], it["answer0"], it["answer1"], _images("flex_vl_rewardbench", it),
-                                        run=r["run"], gen_kwargs=gk), r))
-    r, it, gk = rec_of("flex_mllm_judge_pair", lambda r, sw: r["run"] == 1)
+                                        run=r.run, gen_kwargs=gk), r))
+    r, it, gk = rec_of("flex_mllm_judge_pair", lambda r, sw: r.run == 1)
     cases.append((judge.compare_request(it["instruction"], it["answer1"], it["answer2"], it["media"],
                                         protocol="mllm_pair", run=1, gen_kwargs=gk), r))
-    r, it, gk = rec_of("flex_mllm_judge_score", lambda r, sw: r["run"] == 1)
+    r, it, gk = rec_of("flex_mllm_judge_score", lambda r, sw: r.run == 1)
     cases.append((judge.score_request(it["instruction"], it["answer"], it["media"], run=1, gen_kwargs=gk), r))
-    r, it, gk = rec_of("flex_mllm_judge_batch", lambda r, sw: r["run"] == 0)
+    r, it, gk = rec_of("flex_mllm_judge_batch", lambda r, sw: r.run == 0)
     cases.append((judge.rank_request(it["instruction"], it["answers"], it["media"], gen_kwargs=gk), r))
     r, it, gk = rec_of("flex_mj_bench_alignment", lambda r, sw: sw)  # swapped-order run
     a, b = _images("flex_mj_bench_alignment", it)
-    cases.append((judge.compare_media_request(it["caption"], a, b, run=r["run"], swap=True, gen_kwargs=gk), r))
-    r, it, gk = rec_of("flex_genai_bench_image", lambda r, sw: r["run"] == 0)
+    cases.append((judge.compare_media_request(it["caption"], a, b, run=r.run, swap=True, gen_kwargs=gk), r))
+    r, it, gk = rec_of("flex_genai_bench_image", lambda r, sw: r.run == 0)
     a, b = _images("flex_genai_bench_image", it)
     cases.append((judge.compare_media_request(it["prompt"], a, b, protocol="genai_bench_image", gen_kwargs=gk), r))
 
     verdicts = judge.run([req for req, _ in cases])  # one engine batch
     assert len(verdicts) == len(cases)
     for (req, rec), v in zip(cases, verdicts):
-        assert v.task == rec["task"]
-        assert v.text == rec["text"], v.task
-        assert (v.value, v.ok, v.how) == (rec["pred"], rec["ok"], rec["how"]), v.task
+        assert v.task == rec.task
+        assert v.text == rec.raw, v.task
+        assert (v.value, v.ok, v.how) == (rec.pred, rec.ok, rec.how), v.task
         assert v.record.item == "api" and v.text
     # same verdicts through the one-call verbs
-    r, it, gk = rec_of("flex_mllm_judge_score", lambda r, sw: r["run"] == 1)
+    r, it, gk = rec_of("flex_mllm_judge_score", lambda r, sw: r.run == 1)
     v = judge.score(it["instruction"], it["answer"], it["media"], run=1, gen_kwargs=gk)
-    assert v.text == r["text"] and v.score is None and not v.ok  # random tiny judge: unparsed
+    assert v.text == r.raw and v.score is None and not v.ok  # random tiny judge: unparsed
 
 
 def test_verdict_fields_from_parsed_output(judge):

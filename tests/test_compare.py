@@ -17,6 +17,7 @@ from flex_judge.analysis import compare as C
 from flex_judge.analysis.runs import RunError, load_runs
 from flex_tasks.protocol import TASKS
 from test_leaderboard_fixtures import doctor, make_runs
+from record_helpers import rec as typed_rec
 
 pytestmark = pytest.mark.e2e
 COMMON = ["flex_mj_bench_alignment", "flex_mllm_judge_pair", "flex_mllm_judge_score"]
@@ -219,7 +220,7 @@ def test_parsed_only_agreement_and_no_fallback_scores_plotted():
     keys = [(0, 0), (1, 0), (2, 0)]
 
     def recs(preds, oks):
-        return {k: {"item": k[0], "run": 0, "pred": p, "ok": ok} for k, p, ok in zip(keys, preds, oks)}
+        return {k: typed_rec(k[0], 0, p, ok=ok) for k, p, ok in zip(keys, preds, oks)}
 
     st = C._pair_stats("verdict", keys, recs([0, 1, None], [True, True, False]), recs([0, 0, None], [True, True, True]),
                        top=3, iters=0, seed=0)

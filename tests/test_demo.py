@@ -185,13 +185,15 @@ def test_failure_reasons_follow_the_parsers_answer_shape():
     from flex_tasks.parsing import ANSWER_TAGS, PARSERS
 
     assert set(ANSWER_TAGS) == set(PARSERS)
-    recs = [{"task": "flex_vl_rewardbench", "ok": False, "raw": "x</think><answer>3</answer>"},
-            {"task": "flex_mj_bench_quality", "ok": False, "raw": "x</think><answer>3</answer>"},
-            {"task": "flex_mllm_judge_batch", "ok": False, "raw": "x</think><answer>3</answer>"},
-            {"task": "flex_genai_bench_image", "ok": False, "raw": "x</think><answer>[[A?B]]</answer>"},
-            {"task": "flex_nisqa", "ok": False, "raw": "x</think>"},
-            {"task": "flex_nisqa", "ok": False, "raw": "no end"},
-            {"task": "flex_nisqa", "ok": True, "raw": "x</think><answer>3.0</answer>"}]
+    from record_helpers import rec
+
+    recs = [rec(task="flex_vl_rewardbench", ok=False, raw="x</think><answer>3</answer>"),
+            rec(task="flex_mj_bench_quality", ok=False, raw="x</think><answer>3</answer>"),
+            rec(task="flex_mllm_judge_batch", ok=False, raw="x</think><answer>3</answer>"),
+            rec(task="flex_genai_bench_image", ok=False, raw="x</think><answer>[[A?B]]</answer>"),
+            rec(task="flex_nisqa", ok=False, raw="x</think>"),
+            rec(task="flex_nisqa", ok=False, raw="no end"),
+            rec(task="flex_nisqa", ok=True, raw="x</think><answer>3.0</answer>")]
     assert failure_reasons(recs, 64) == ("2x one score where two are needed; 1x not one score per answer of the batch; "
                                          "1x an answer tag the task's parser does not accept; "
                                          "1x no <answer> tag after </think>; "

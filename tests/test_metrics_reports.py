@@ -12,8 +12,7 @@ from flex_tasks.benchmarks import genai_bench, mj_bench, mllm_as_a_judge, vl_rew
 IT = 200  # bootstrap iterations in tests
 
 
-def rec(item, run, pred, gold, ok=True, **kw):
-    return {"task": "t", "item": item, "run": run, "pred": pred, "gold": gold, "ok": ok, **kw}
+from record_helpers import rec  # noqa: E402  (typed Records: the reports read attributes)
 
 
 def test_vl_rewardbench_overall_macro_categories():

@@ -19,6 +19,7 @@ from flex_judge.analysis import paired as P
 from flex_judge.analysis.runs import load_runs
 from flex_tasks import benchmarks
 from flex_tasks.protocol import TASKS
+from flex_tasks.record import Record
 
 
 # ---------------------------------------------------------------- McNemar
@@ -215,7 +216,7 @@ def make_records(task: str, n: int, runs: int, rng: random.Random, skill: float 
 
 
 def _keys_recs(records):
-    recs = {(r["item"], int(r["run"])): r for r in records}
+    recs = {(r["item"], int(r["run"])): Record.from_dict(r) for r in records}  # the samples lines, parsed
     return sorted(recs), recs
 
 
@@ -310,7 +311,7 @@ def test_mcnemar_in_compare_equals_scipy_on_the_records(three_judges):
     for run in runs:
         by_item: dict = {}
         for r in run.records("flex_mj_bench_alignment"):
-            by_item.setdefault(r["item"], []).append(float(r["pred"] == r["gold"]))
+            by_item.setdefault(r.item, []).append(float(r.pred == r.gold))
         share[run.label] = {i: np.mean(v) for i, v in by_item.items()}
     a_better = sum(share["good"][i] > share["weak"][i] for i in share["good"])
     b_better = sum(share["good"][i] < share["weak"][i] for i in share["good"])

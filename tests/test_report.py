@@ -25,6 +25,7 @@ from flex_judge.analysis import report as R
 from flex_judge.analysis.runs import load_runs
 from flex_tasks.protocol import TASKS
 from test_leaderboard_fixtures import REPO, doctor, make_runs
+from record_helpers import rec as typed_rec
 
 pytestmark = pytest.mark.e2e
 EVIL = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">&amp; "quoted"'
@@ -379,7 +380,7 @@ def test_video_frames_and_audio_are_embedded(task):
         it.update(item=i, source=source)
         it.setdefault("row", -1)
     store = R.MediaStore(thumb=64, frames=3)
-    view = R.judge_view(spec, items[0], {"item": 0, "run": 0, "seed": 0, "swap": False}, store)
+    view = R.judge_view(spec, items[0], typed_rec(0, 0, task=task), store)
     media = [p for kind, p in view["user"] if kind == "media"]
     assert media and len(media) == len(items[0]["media"])
     for m, ref in zip(media, items[0]["media"]):
@@ -399,7 +400,7 @@ def test_video_frames_and_audio_are_embedded(task):
             assert all(max(im.size) <= 64 for im in imgs)
     # the same medium seen again (another run) is not stored twice
     before = len(store.uris)
-    R.judge_view(spec, items[0], {"item": 0, "run": 1, "seed": 1, "swap": False}, store)
+    R.judge_view(spec, items[0], typed_rec(0, 1, task=task), store)
     assert len(store.uris) == before
 
 

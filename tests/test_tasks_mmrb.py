@@ -78,7 +78,7 @@ def test_report_against_a_count_by_hand(fixtures):
             pref = d["gold"] if right else 1 - d["gold"]  # the data-order index the judge prefers
             shown_first = pref == (1 if d["flex_swap"] else 0)
             text = "<answer>9</answer><answer>2</answer>" if shown_first else "<answer>2</answer><answer>9</answer>"
-        recs.append(make_record(spec, d, text).as_dict())
+        recs.append(make_record(spec, d, text))
     rep = mmrb.report(spec, recs, iters=300, seed=5)
     hits = {i: [x == 1 for x in v] for i, v in plan.items()}
     per_run = [sum(hits[i][k] for i in hits) / 9 for k in (0, 1)]

@@ -90,14 +90,15 @@ def test_record_written_once_per_sample_line():
 
     from lmms_eval.utils import handle_non_serializable
 
-    from flex_tasks.record import Record, as_dicts
+    from flex_tasks.record import Record, as_records
 
     spec, docs = docs_of("flex_vl_rewardbench")
     out = lmms.process_results(docs[1], ["<answer>9</answer><answer>2</answer>"])
     first, *rest = [m for m, _ in spec.metric_names()]
     line = json.dumps(out, default=handle_non_serializable)  # as lmms-eval writes a samples line
     assert line.count('"raw"') == 1 and all(json.loads(line)[m] == f"@{first}" for m in rest)
-    assert as_dicts([out[rest[0]]]) == as_dicts([out[first]]) == [out[first]]
+    assert as_records([out[rest[0]]]) == as_records([out[first]]) == [Record.from_dict(out[first])]
+    assert as_records([out[first]])[0].as_dict() == out[first]
     rec = Record.from_dict(out[first])
     assert rec == lmms.make_record(spec, docs[1], "<answer>9</answer><answer>2</answer>")
     assert (rec.item, rec.run, rec.seed, rec.swap) == (docs[1]["flex_item"], 1, 1, docs[1]["flex_swap"])

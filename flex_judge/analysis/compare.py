@@ -34,6 +34,7 @@ from flex_models.args import HelpFormatter
 from flex_tasks import benchmarks
 from flex_tasks import metrics as M
 from flex_tasks.protocol import TASKS
+from flex_tasks.record import Record
 
 
 class CompareError(RunError):
@@ -45,9 +46,9 @@ def task_kind(task: str) -> str:
     return benchmarks.parser_of(TASKS[task]).kind
 
 
-def verdict_label(rec: dict) -> str:
+def verdict_label(rec: Record) -> str:
     """A pairwise verdict as a category label; a None verdict (tie/unparsed) -> 'none'."""
-    return "none" if rec["pred"] is None else str(rec["pred"])
+    return "none" if rec.pred is None else str(rec.pred)
 
 
 # ---------------------------------------------------------------- pure statistics
@@ -90,7 +91,7 @@ def _item_ci(stat, item_of_key: list, iters: int, seed: int) -> list:
 
 # ---------------------------------------------------------------- alignment
 def _keyed(run: Run, task: str) -> dict:
-    return {(r["item"], int(r["run"])): r for r in run.records(task)}
+    return {(r.item, r.run): r for r in run.records(task)}
 
 
 def choose_tasks(runs: list[Run], tasks: Optional[list[str]], intersect: bool, warn) -> list[str]:
@@ -172,18 +173,18 @@ def headline_stat(task: str, keys: list, recs: dict) -> dict:
     out = {"metric": metric, "higher_is_better": hib, "correct": None, "strata": None, "n_items": len(items)}
     form = benchmarks.parser_of(spec).headline  # the benchmark module declares the form
     if form == "runwise_accuracy":
-        correct = matrix(lambda r: float(r["pred"] is not None and r["pred"] == r["gold"]))
+        correct = matrix(lambda r: float(r.pred is not None and r.pred == r.gold))
         out["stat"] = lambda W: P.runwise_mean(W, correct)
         out["correct"] = P.nanmean_rows(correct)
         return out
     if form == "mos_pearson":
-        pred = P.nanmean_rows(matrix(lambda r: float(r["pred"])))
-        gold = np.array([float(r["gold"]) for r in first])
+        pred = P.nanmean_rows(matrix(lambda r: float(r.pred)))
+        gold = np.array([float(r.gold) for r in first])
         out["stat"] = lambda W: P.weighted_pearson(W, pred, gold)
         if spec.report_kwargs.get("per_set"):
-            out["strata"] = np.array([str(r["set"]) for r in first])
+            out["strata"] = np.array([str(r.grouped("set")) for r in first])
         return out
-    ds = np.array([str(r["dataset"]) for r in first])
+    ds = np.array([str(r.grouped("dataset")) for r in first])
     names = sorted(set(ds.tolist()))
     out["strata"] = ds
     member = {d: (ds == d).astype(float) for d in names}
@@ -195,21 +196,21 @@ def headline_stat(task: str, keys: list, recs: dict) -> dict:
         return stat
 
     if form == "dataset_majority_accuracy":
-        gold = [r["gold"] for r in first]
-        hit = np.array([float(M.sign_majority([r["pred"] for r in row if r is not None]) == g)
+        gold = [r.gold for r in first]
+        hit = np.array([float(M.sign_majority([r.pred for r in row if r is not None]) == g)
                         for row, g in zip(grid, gold)])
         out["stat"] = dataset_mean(lambda W, d: P.weighted_mean(W * member[d], hit))
         out["correct"] = hit
     elif form == "dataset_median_pearson":
-        pred = matrix(lambda r: float(r["pred"]))
-        gold = np.array([float(r["gold"]) for r in first])
+        pred = matrix(lambda r: float(r.pred))
+        gold = np.array([float(r.gold) for r in first])
 
         def median_pearson(W, d):
             rs = np.stack([P.weighted_pearson(W * member[d], pred[:, j], gold) for j in range(len(runs))], axis=1)
             return np.median(np.nan_to_num(rs, nan=0.0), axis=1)
         out["stat"] = dataset_mean(median_pearson)
     elif form == "dataset_worst_levenshtein":
-        dist = matrix(lambda r: M.norm_levenshtein(str(r["pred"]), str(r["gold"])))
+        dist = matrix(lambda r: M.norm_levenshtein(str(r.pred), str(r.gold)))
 
         def worst_run(W, d):
             return P.nanmax_rows(np.stack([P.weighted_mean(W * member[d], dist[:, j]) for j in range(len(runs))], axis=1))
@@ -324,11 +325,11 @@ def position_consistency(run: Run, task: str) -> Optional[dict]:
     flags = swap_flags(task, recs)
     by_item: dict = {}
     for r in recs:
-        by_item.setdefault(r["item"], []).append(r)
+        by_item.setdefault(r.item, []).append(r)
     same = total = items = 0
     for rs in by_item.values():
-        plain = [r for r in rs if not flags[(r["item"], int(r["run"]))] and r.get("ok")]
-        swapped = [r for r in rs if flags[(r["item"], int(r["run"]))] and r.get("ok")]
+        plain = [r for r in rs if not flags[(r.item, r.run)] and r.ok]
+        swapped = [r for r in rs if flags[(r.item, r.run)] and r.ok]
         if plain and swapped:
             items += 1
         for x, y in itertools.product(plain, swapped):
@@ -340,7 +341,7 @@ def position_consistency(run: Run, task: str) -> Optional[dict]:
 def _pair_stats(kind: str, keys, ra: dict, rb: dict, top: int, iters: int, seed: int) -> dict:
     item_of = [k[0] for k in keys]
     out: dict = {"n": len(keys), "n_items": len(set(item_of))}
-    both_ok = np.array([bool(ra[k].get("ok")) and bool(rb[k].get("ok")) for k in keys])
+    both_ok = np.array([ra[k].ok and rb[k].ok for k in keys])
     out["n_both_parsed"] = int(both_ok.sum())
     if kind == "verdict":
         a = [verdict_label(ra[k]) for k in keys]
@@ -358,8 +359,8 @@ def _pair_stats(kind: str, keys, ra: dict, rb: dict, top: int, iters: int, seed:
         per_key = [float(x != y) for x, y in zip(a, b)]
         out["labels"] = {"a": a, "b": b}
     elif kind == "score":
-        x = np.array([float(ra[k]["pred"]) for k in keys])
-        y = np.array([float(rb[k]["pred"]) for k in keys])
+        x = np.array([float(ra[k].pred) for k in keys])
+        y = np.array([float(rb[k].pred) for k in keys])
         out["pearson"] = M.pearson(x, y)
         out["spearman"] = M.spearman(x, y)
         out["pearson_parsed"] = M.pearson(x[both_ok], y[both_ok])
@@ -368,8 +369,8 @@ def _pair_stats(kind: str, keys, ra: dict, rb: dict, top: int, iters: int, seed:
         per_key = list(np.abs(x - y))
         out["scores"] = {"a": x[both_ok].tolist(), "b": y[both_ok].tolist()}  # plotted: no fallback values
     else:
-        a = [str(ra[k]["pred"]) for k in keys]
-        b = [str(rb[k]["pred"]) for k in keys]
+        a = [str(ra[k].pred) for k in keys]
+        b = [str(rb[k].pred) for k in keys]
         out["exact_agreement"] = agreement(a, b)
         per_key = [M.norm_levenshtein(x, y) for x, y in zip(a, b)]
         out["mean_norm_levenshtein"] = float(np.mean(per_key)) if per_key else float("nan")
@@ -377,7 +378,7 @@ def _pair_stats(kind: str, keys, ra: dict, rb: dict, top: int, iters: int, seed:
     for it, v in zip(item_of, per_key):
         by_item.setdefault(it, []).append(v)
     ranked = sorted(((float(np.mean(v)), it) for it, v in by_item.items()), key=lambda t: (-t[0], str(t[1])))
-    data_id = {k[0]: ra[k].get("data_id") for k in keys}
+    data_id = {k[0]: ra[k].data_id for k in keys}
     out["top_disagreements"] = [{"item": it, "data_id": data_id[it], "disagreement": v} for v, it in ranked[:top] if v > 0]
     return out
 
@@ -390,7 +391,7 @@ def compare_task(runs: list[Run], task: str, intersect: bool, warn, top: int = 1
     judges = {}
     for run, recs in zip(runs, keyed):
         aligned = [recs[k] for k in keys]
-        fails = sum(1 for r in aligned if not r.get("ok", True))
+        fails = sum(1 for r in aligned if not r.ok)
         headline = {}
         for metric, hib in spec.headline:
             headline[metric] = {"value": run.metric(task, metric), "ci95": run.metric(task, f"{metric}_ci95"),

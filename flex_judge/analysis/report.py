@@ -37,7 +37,7 @@ from flex_judge.analysis import leaderboard
 from flex_judge.analysis.runs import Run, RunError, json_safe, load_runs, protocol_deviations
 from flex_models.args import HelpFormatter
 from flex_tasks.protocol import TASKS
-from flex_tasks.record import GROUP_KEYS
+from flex_tasks.record import GROUP_KEYS, Record
 
 TEMPLATE = Path(__file__).with_name("report_template.html")
 DEFAULT_PAGE_SIZE = 50
@@ -153,15 +153,15 @@ def load_task_items(run: Run, task: str) -> tuple[Optional[list[dict]], str]:
     return items, ""
 
 
-def judge_view(spec, item: dict, rec: dict, store: Optional[MediaStore]) -> dict:
+def judge_view(spec, item: dict, rec: Record, store: Optional[MediaStore]) -> dict:
     """The user message of one (item, run) as the judge got it (the system prompt is the task's,
     ``spec.system``, stored once per task): text parts and media entries in the order shown
     (presentation order applied)."""
     from flex_tasks import benchmarks, media, prompts
 
     doc = dict(item)
-    doc.update(flex_task=spec.task, flex_item=rec["item"], flex_run=int(rec["run"]), flex_seed=int(rec["seed"]),
-               flex_swap=bool(rec["swap"]), flex_target=str(item["gold"]))
+    doc.update(flex_task=spec.task, flex_item=rec.item, flex_run=rec.run, flex_seed=rec.seed,
+               flex_swap=rec.swap, flex_target=str(item["gold"]))
     if spec.video:
         doc["flex_video"] = dict(spec.video)
     parts = prompts.user_parts(spec, doc)
@@ -201,18 +201,18 @@ def logged_inputs(run: Run, task: str) -> dict:
         for line in fh:
             if line.strip():
                 row = json.loads(line)
-                rec = row.get(key) or {}
-                out[(rec.get("item"), int(rec.get("run", -1)))] = (row.get("input") or "", row.get("input_media") or [])
+                logged = row.get(key) or {}  # the line's JSON (the record is parsed by Run.records)
+                out[(logged.get("item"), int(logged.get("run", -1)))] = (row.get("input") or "", row.get("input_media") or [])
     return out
 
 
 # ---------------------------------------------------------------- per-item browser data
-def _label(kind: str, rec: dict) -> str:
+def _label(kind: str, rec: Record) -> str:
     if kind == "verdict":
         from flex_judge.analysis.compare import verdict_label
 
         return verdict_label(rec)
-    return json.dumps(rec.get("pred"), default=str)
+    return json.dumps(rec.pred, default=str)
 
 
 def _plain(v):
@@ -242,7 +242,7 @@ def build_items(runs: list[Run], with_media: bool = True, store: Optional[MediaS
             if task not in run.tasks:
                 continue
             try:
-                per_judge[j] = {(r["item"], int(r["run"])): r for r in run.records(task)}
+                per_judge[j] = {(r.item, r.run): r for r in run.records(task)}
             except RunError as e:
                 notes.append(f"{task}, {run.label}: {e}")
         if not per_judge:
@@ -292,16 +292,16 @@ def build_items(runs: list[Run], with_media: bool = True, store: Optional[MediaS
                     r = recs.get(k)
                     if r is None:
                         continue
-                    judged[str(j)] = {"text": r.get("raw") or r.get("text") or "", "pred": _plain(r.get("pred")),
-                                      "label": _label(kind, r), "ok": bool(r.get("ok")), "how": str(r.get("how", ""))}
-                    pf = pf or not r.get("ok")
+                    judged[str(j)] = {"text": r.raw, "pred": _plain(r.pred),
+                                      "label": _label(kind, r), "ok": r.ok, "how": r.how}
+                    pf = pf or not r.ok
                 if len({v["label"] for v in judged.values()}) > 1:
                     dis = True
-                runs_out.append({"run": k[1], "swap": bool(rec0.get("swap")), "seed": rec0.get("seed"),
+                runs_out.append({"run": k[1], "swap": rec0.swap, "seed": rec0.seed,
                                  "view": view_index[sig], "judges": judged})
-            group = {g: _plain(first[g]) for g in GROUP_KEYS if g in first}
-            items_out.append({"t": t_index, "item": _plain(item), "data_id": _plain(first.get("data_id")),
-                              "gold": _plain(first.get("gold")), "group": group, "views": views, "runs": runs_out,
+            group = {g: _plain(first.group[g]) for g in GROUP_KEYS if g in first.group}
+            items_out.append({"t": t_index, "item": _plain(item), "data_id": _plain(first.data_id),
+                              "gold": _plain(first.gold), "group": group, "views": views, "runs": runs_out,
                               "pf": pf, "dis": dis})
             n_pf += pf
             n_dis += dis

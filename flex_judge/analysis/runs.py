@@ -11,6 +11,7 @@ Also here: the protocol check (does a run follow the paper's protocol for a task
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import sys
@@ -21,6 +22,7 @@ from typing import Optional
 
 from flex_models.errors import FlexJudgeError
 from flex_tasks.protocol import DETAIL_KEYS, TASKS, TaskSpec
+from flex_tasks.record import Record, RecordError
 
 RESULTS_GLOB = "*_results.json"
 RECORD_FIELDS = ("task", "item", "run", "seed", "swap", "pred", "ok", "how", "gold")
@@ -126,8 +128,8 @@ class Run:
             recs = self.records(task)
         except RunError:
             return {}
-        return {"n_items": len({r["item"] for r in recs}), "n_runs": len({int(r["run"]) for r in recs}),
-                "parse_failures": sum(1 for r in recs if not r.get("ok", True))}
+        return {"n_items": len({r.item for r in recs}), "n_runs": len({r.run for r in recs}),
+                "parse_failures": sum(1 for r in recs if not r.ok)}
 
     def task_config(self, task: str) -> dict:
         return (self.data.get("configs") or {}).get(task, {})
@@ -146,7 +148,7 @@ class Run:
                            f"re-run lmms-eval with --log_samples")
         return path
 
-    def records(self, task: str) -> list[dict]:
+    def records(self, task: str) -> list[Record]:
         return self._records.get(task) or self._records.setdefault(task, load_records(self.samples_file(task), task))
 
     @cached_property
@@ -158,9 +160,10 @@ def _key_metric(spec: TaskSpec) -> str:
     return spec.metric_names()[0][0]
 
 
-def load_records(path: Path, task: str) -> list[dict]:
-    """Per-(item, run) records of one samples jsonl, each with ``doc_id`` and the raw response
-    (``text``) added. Raises RunError when the lines are not flex-task records."""
+def load_records(path: Path, task: str) -> list[Record]:
+    """Per-(item, run) records of one samples jsonl, parsed once (``Record.from_dict``, strict);
+    a record without its raw output (``raw``) gets the line's response. Raises RunError naming
+    the file and line when a line is not a flex-task record."""
     spec = TASKS[task]
     key = _key_metric(spec)
     out = []
@@ -180,18 +183,21 @@ def load_records(path: Path, task: str) -> list[dict]:
             if missing:
                 raise RunError(f"{path}:{n}: the record lacks {missing}: written by an older flex-judge "
                                f"(before records carried their seed and presentation order); re-run the task")
-            rec = dict(rec)
-            resp = row.get("filtered_resps", row.get("resps"))
-            while isinstance(resp, list) and resp:
-                resp = resp[0]
-            rec["text"] = resp if isinstance(resp, str) else ""
-            rec["doc_id"] = row.get("doc_id")
+            try:
+                rec = Record.from_dict(rec, f"{path}:{n}")
+            except RecordError as e:
+                raise RunError(str(e)) from None
+            if not rec.raw:
+                resp = row.get("filtered_resps", row.get("resps"))
+                while isinstance(resp, list) and resp:
+                    resp = resp[0]
+                rec = dataclasses.replace(rec, raw=resp if isinstance(resp, str) else "")
             out.append(rec)
     seen = set()
     for r in out:
-        k = (r["item"], int(r["run"]))
+        k = (r.item, r.run)
         if k in seen:
-            raise RunError(f"{path}: item {r['item']!r} run {r['run']} appears twice")
+            raise RunError(f"{path}: item {r.item!r} run {r.run} appears twice")
         seen.add(k)
     return out
 
@@ -319,12 +325,12 @@ def protocol_deviations(run: Run, task: str) -> list[str]:
     return out
 
 
-def swap_flags(task: str, records: list[dict]) -> dict:
+def swap_flags(task: str, records: list[Record]) -> dict:
     """(item, run) -> whether the responses/images were shown in swapped order (the record's
     ``swap``); empty for protocols without order swaps."""
     if TASKS[task].order is None:
         return {}
-    return {(r["item"], int(r["run"])): bool(r["swap"]) for r in records}
+    return {(r.item, r.run): r.swap for r in records}
 
 
 def json_safe(value):

@@ -27,6 +27,7 @@ part is missing.
 """
 from __future__ import annotations
 
+import functools
 import importlib
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -34,6 +35,7 @@ from typing import Any, Callable, Optional
 
 from flex_tasks import parsing
 from flex_tasks.parsing import Parsed
+from flex_tasks.record import as_records
 
 # What a task's parsed value is: a pairwise / multi-way verdict label, a score, or a ranking.
 KINDS = ("verdict", "score", "ranking")
@@ -142,7 +144,7 @@ class Benchmark:
     media_order: Callable = shown_order  # (spec, doc, media refs in data order) -> refs as shown
     parse: Callable = parse_with_protocol_parser  # (spec, doc, text) -> Parsed, value in ORIGINAL order
     user_parts: Optional[Callable] = None  # (spec, doc) -> [(kind, text)] when spec.user is not enough
-    report: Callable = no_report  # (spec, records, *, iters, seed) -> flat dict of metrics + protocol.DETAIL_KEYS
+    report: Callable = no_report  # (spec, [Record], *, iters, seed) -> flat dict of metrics + protocol.DETAIL_KEYS
     write_fixtures: Callable = no_fixtures  # (folder) -> writes the bundled mini copy in the real layout
     demo_example: Callable = no_demo_example  # (random.Random, spec) -> (doc, media descriptions, reasoning, answer tags)
     compare_fields: Optional[Callable] = None  # (question, response_a, response_b) -> doc fields (flex_judge.judging.api compare_request)
@@ -150,6 +152,18 @@ class Benchmark:
     def __post_init__(self):
         if not self.fixtures:
             object.__setattr__(self, "fixtures", self.name)
+        if self.report is not no_report:
+            object.__setattr__(self, "report", _typed_report(self.report))
+
+
+def _typed_report(fn: Callable) -> Callable:
+    """A report hook that takes records as Records, RecordRefs or record dicts (parsed strictly
+    once, flex_tasks.record.as_records): the module's own function only ever sees Records."""
+    @functools.wraps(fn)
+    def report(spec, records, **kwargs):
+        return fn(spec, as_records(records, f"{spec.task} records"), **kwargs)
+
+    return report
 
 
 # protocols.json key -> module of this package (registry order: the order of flex_tasks.protocol.TASKS)

@@ -87,9 +87,9 @@ def load(spec, source) -> list[dict]:
 # ---------------------------------------------------------------- report
 def accuracy_report(records, *, iters=M.DEFAULT_BOOTSTRAP_ITERS, seed=M.DEFAULT_BOOTSTRAP_SEED) -> dict:
     items, runs, grid = record_grid(records)
-    correct = item_run_matrix(grid, lambda r: float(r["pred"] == r["gold"]))
+    correct = item_run_matrix(grid, lambda r: float(r.pred == r.gold))
     maj_correct = np.array(
-        [float(M.majority_vote([r["pred"] for r in row if r is not None]) == first_record(row)["gold"]) for row in grid]
+        [float(M.majority_vote([r.pred for r in row if r is not None]) == first_record(row).gold) for row in grid]
     )
 
     def mean_acc(idx):

@@ -63,8 +63,8 @@ def accuracy_report(records, *, iters=M.DEFAULT_BOOTSTRAP_ITERS, seed=M.DEFAULT_
     is a tie); 'w.o. tie' = accuracy over items where neither prediction nor gold is a tie.
     Headline = mean over runs (original order, swapped order)."""
     items, runs, grid = record_grid(records)
-    correct = item_run_matrix(grid, lambda r: float(r["pred"] == r["gold"]))
-    untied = item_run_matrix(grid, lambda r: float(r["pred"] != 2 and r["gold"] != 2)) == 1.0
+    correct = item_run_matrix(grid, lambda r: float(r.pred == r.gold))
+    untied = item_run_matrix(grid, lambda r: float(r.pred != 2 and r.gold != 2)) == 1.0
 
     def w_tie(idx):
         return runwise_mean(correct, idx)
@@ -81,8 +81,8 @@ def accuracy_report(records, *, iters=M.DEFAULT_BOOTSTRAP_ITERS, seed=M.DEFAULT_
         out["breakdown"] = {
             "per_run_acc_w_tie": [float(v) for v in np.nanmean(correct, axis=0)],
             "per_run_acc_wo_tie": [float(v) for v in np.nanmean(np.where(untied, correct, np.nan), axis=0)],
-            "tie_predictions": sum(1 for r in records if r["pred"] == 2),
-            "gold_ties": sum(1 for row in grid if first_record(row)["gold"] == 2),
+            "tie_predictions": sum(1 for r in records if r.pred == 2),
+            "gold_ties": sum(1 for row in grid if first_record(row).gold == 2),
         }
     return out
 

@@ -146,7 +146,7 @@ def load(spec, source) -> list[dict]:
 
 # ---------------------------------------------------------------- reports (per variant)
 def by_dataset(grid) -> tuple[np.ndarray, list[str]]:
-    ds = np.array([first_record(row)["dataset"] for row in grid])
+    ds = np.array([first_record(row).grouped("dataset") for row in grid])
     return ds, sorted(set(ds.tolist()))
 
 
@@ -175,8 +175,8 @@ def pair_report(records, *, iters=M.DEFAULT_BOOTSTRAP_ITERS, seed=M.DEFAULT_BOOT
     without such items is left out of that average)."""
     items, runs, grid = record_grid(records)
     ds, names = by_dataset(grid)
-    gold = np.array([first_record(row)["gold"] for row in grid])
-    maj = np.array([M.sign_majority([r["pred"] for r in row if r is not None]) for row in grid])
+    gold = np.array([first_record(row).gold for row in grid])
+    maj = np.array([M.sign_majority([r.pred for r in row if r is not None]) for row in grid])
     hit = (maj == gold).astype(float)
 
     def acc(sel):
@@ -204,8 +204,8 @@ def score_report(records, *, iters=M.DEFAULT_BOOTSTRAP_ITERS, seed=M.DEFAULT_BOO
     (docs/divergences.md)."""
     items, runs, grid = record_grid(records)
     ds, names = by_dataset(grid)
-    pred = item_run_matrix(grid, lambda r: float(r["pred"]))
-    gold = np.array([float(first_record(row)["gold"]) for row in grid])
+    pred = item_run_matrix(grid, lambda r: float(r.pred))
+    gold = np.array([float(first_record(row).gold) for row in grid])
 
     def median_pearson(sel):
         rs = []
@@ -235,7 +235,7 @@ def batch_report(records, *, iters=M.DEFAULT_BOOTSTRAP_ITERS, seed=M.DEFAULT_BOO
     evaluation script computes it (docs/divergences.md)."""
     items, runs, grid = record_grid(records)
     ds, names = by_dataset(grid)
-    dist = item_run_matrix(grid, lambda r: M.norm_levenshtein(r["pred"], r["gold"]))
+    dist = item_run_matrix(grid, lambda r: M.norm_levenshtein(r.pred, r.gold))
 
     def worst_run(sel):
         with quiet():

@@ -98,8 +98,8 @@ def parse(spec, doc, text: str) -> Parsed:
 
 def report(spec, records, *, iters=M.DEFAULT_BOOTSTRAP_ITERS, seed=M.DEFAULT_BOOTSTRAP_SEED) -> dict:
     items, runs, grid = record_grid(records)
-    correct = item_run_matrix(grid, lambda r: float(r["pred"] is not None and r["pred"] == r["gold"]))
-    cats = np.array([first_record(row)["category"] for row in grid])
+    correct = item_run_matrix(grid, lambda r: float(r.pred is not None and r.pred == r.gold))
+    cats = np.array([first_record(row).grouped("category") for row in grid])
 
     def overall(idx):
         return runwise_mean(correct, idx)
@@ -118,13 +118,13 @@ def report(spec, records, *, iters=M.DEFAULT_BOOTSTRAP_ITERS, seed=M.DEFAULT_BOO
     out.update(common_details(records, items, runs, iters, seed))
     # position consistency: items whose two orders both parsed and gave the same verdict (a tie is a verdict)
     both = [(row[0], row[1]) for row in grid if len(row) > 1 and row[0] is not None and row[1] is not None
-            and row[0]["ok"] and row[1]["ok"]]
+            and row[0].ok and row[1].ok]
     with quiet():
         out["breakdown"] = {
             "per_run_overall_acc": [float(v) for v in np.nanmean(correct, axis=0)],
             "category_counts": {c: int((cats == c).sum()) for c in NAMES},
-            "ties": sum(1 for r in records if r.get("ok") and r["pred"] is None),
-            "position_consistency": (sum(a["pred"] == b["pred"] for a, b in both) / len(both)) if both else None,
+            "ties": sum(1 for r in records if r.ok and r.pred is None),
+            "position_consistency": (sum(a.pred == b.pred for a, b in both) / len(both)) if both else None,
             "position_checked": len(both),
         }
     return out

@@ -70,8 +70,8 @@ VLRB_CATEGORIES = ("general", "hallucination", "reasoning")
 
 def accuracy_report(records, *, iters=M.DEFAULT_BOOTSTRAP_ITERS, seed=M.DEFAULT_BOOTSTRAP_SEED) -> dict:
     items, runs, grid = record_grid(records)
-    correct = item_run_matrix(grid, lambda r: float(r["pred"] is not None and r["pred"] == r["gold"]))
-    cats = np.array([first_record(row)["category"] for row in grid])
+    correct = item_run_matrix(grid, lambda r: float(r.pred is not None and r.pred == r.gold))
+    cats = np.array([first_record(row).grouped("category") for row in grid])
 
     def overall(idx):
         return runwise_mean(correct, idx)
@@ -97,7 +97,7 @@ def accuracy_report(records, *, iters=M.DEFAULT_BOOTSTRAP_ITERS, seed=M.DEFAULT_
         out["breakdown"] = {
             "per_run_overall_acc": [float(v) for v in np.nanmean(correct, axis=0)],
             "category_counts": {c: int((cats == c).sum()) for c in VLRB_CATEGORIES},
-            "ties": sum(1 for r in records if r.get("ok") and r["pred"] is None),
+            "ties": sum(1 for r in records if r.ok and r.pred is None),
             "official_scorer": official,
         }
     return out
@@ -113,8 +113,8 @@ def vlrb_official(grid, cats) -> dict:
     decided: dict = {c: 0 for c in VLRB_CATEGORIES}
     for row, cat in zip(grid, cats):
         recs = [r for r in row if r is not None]
-        n_agree = sum(1 for r in recs if r["pred"] is not None and r["pred"] == r["gold"])
-        n_reject = sum(1 for r in recs if r["pred"] is not None and r["pred"] != r["gold"])
+        n_agree = sum(1 for r in recs if r.pred is not None and r.pred == r.gold)
+        n_reject = sum(1 for r in recs if r.pred is not None and r.pred != r.gold)
         if n_agree > len(recs) / 2:
             agree[cat] += 1
             decided[cat] += 1
