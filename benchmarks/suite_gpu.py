@@ -117,7 +117,6 @@ VISION_7B = dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=1
                  fullatt_block_indexes=[7, 15, 23, 31])
 AUDIO_7B = dict(d_model=1280, encoder_layers=32, encoder_attention_heads=20, encoder_ffn_dim=5120,
                 num_mel_bins=128, max_source_positions=1500, n_window=100, output_dim=3584)
-QWEN_PIXELS = {"shortest_edge": 56 * 56, "longest_edge": 28 * 28 * 16384}
 
 
 def script_of(task: str) -> str:
@@ -194,14 +193,10 @@ def make_checkpoint(family: str, root: Path, size: str) -> Path:
     for c in (cfg, text, block):
         c["dtype"] = "bfloat16"
     (d / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
-    proc = d / "processor_config.json"
-    pc = json.loads(proc.read_text())
-    for key in ("image_processor", "video_processor"):
-        if key in pc:
-            pc[key]["size"] = dict(QWEN_PIXELS)
-            pc[key].pop("min_pixels", None)
-            pc[key].pop("max_pixels", None)
-    proc.write_text(json.dumps(pc, indent=2) + "\n")
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "gpu"))
+    from checkpoint import open_pixel_limits
+
+    open_pixel_limits(d)
     return d
 
 

@@ -1,5 +1,7 @@
 """The one append-only JSONL module: the resumable logs (the `flex` model's journal, the judged
-output of `flex-judge judge`, the trainer's traces) append and read through it.
+output of `flex-judge judge`, the trainer's traces) append and read through it, and the JSONL
+files people write (judge-file inputs, the tasks' local data, the trainer's train.jsonl and the
+data pipeline's inputs) are read with ``read(whole_file=True)``.
 
 - :class:`Appender` appends records as whole lines. ``write(*records)`` makes one ``write`` call,
   then a flush (after a flush, the lines survive a SIGKILL of this process). With ``fsync=True``

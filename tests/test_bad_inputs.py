@@ -359,7 +359,7 @@ TRAIN_CASES = [
     TrainCase("model that is neither a folder nor on the hub names the YAML line", ["--overwrite"], yaml_lines={1: "model: nobody/no-model"},
               expect=[r"{cfg}:1: config key 'model': cannot load 'nobody/no-model'"]),
     TrainCase("non-UTF-8 data row names file and line", ["--overwrite"], setup=bad_data_line,
-              yaml_lines={2: "train_file: {local}"}, expect=[r"{local}:3: not UTF-8 text \(byte 0xff at column 41\)"],
+              yaml_lines={2: "train_file: {local}"}, expect=[r"{local}:3: not UTF-8 \(byte 0xff at byte 41 of the line\)"],
               check=untouched),
 ]
 
@@ -465,7 +465,7 @@ DATA_CASES = [
              expect=[r"{input}:2: invalid JSON", r"{input}:3: missing or non-string field 'answer1_body'"]),
     DataCase("filter reports bad lines as file:line", ["filter", "--input", "{input}", "--out", "{out}"],
              files={"input": BAD_TRACES},
-             expect=[r"4 bad line\(s\)", r"{input}:2: invalid JSON", r"{input}:3: not UTF-8 text \(byte 0xff",
+             expect=[r"4 bad line\(s\)", r"{input}:2: invalid JSON", r"{input}:3: not UTF-8 \(byte 0xff",
                      r"{input}:4: not a JSON object", r"{input}:5: missing or non-string field 'text'"],
              check=lambda c: not c.out.exists()),
     DataCase("filter --bad-lines skip reports them and keeps the good ones",

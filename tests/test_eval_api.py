@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from run_env import fixture_env
 
 REPO = Path(__file__).resolve().parents[1]
 NISQA = "flex_nisqa"
@@ -23,17 +24,8 @@ VLRB = "flex_vl_rewardbench"
 VLRB_DOCS = 6 * 2  # fixture items x FLEX_JUDGE_RUNS
 
 
-def _env(**extra) -> dict:
-    env = dict(os.environ, FLEX_JUDGE_DATA="fixtures", FLEX_JUDGE_RUNS="2", HF_HUB_OFFLINE="1",
-               HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1")
-    for k in ("FLEX_JUDGE_JOURNAL", "WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
-        env.pop(k, None)
-    env.update(extra)
-    return env
-
-
 def flex_judge(*args, timeout=600, **env) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "flex_judge.cli", *args], cwd=REPO, env=_env(**env),
+    return subprocess.run([sys.executable, "-m", "flex_judge.cli", *args], cwd=REPO, env=fixture_env(**env),
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -68,7 +60,7 @@ def both_paths(tiny_omni, tmp_path_factory):
     plain_out, flex_out = tmp_path_factory.mktemp("plain"), tmp_path_factory.mktemp("flex")
     plain = subprocess.run([sys.executable, "-m", "lmms_eval", "--model", "flex", "--model_args", model_args,
                             "--tasks", NISQA, "--include_path", str(tasks_path()), "--output_path", str(plain_out),
-                            "--log_samples"], cwd=REPO, env=_env(), capture_output=True, text=True, timeout=600)
+                            "--log_samples"], cwd=REPO, env=fixture_env(), capture_output=True, text=True, timeout=600)
     assert plain.returncode == 0, plain.stderr[-3000:]
     flex = flex_judge("eval", "--model_args", model_args, "--tasks", NISQA, "--output_path", str(flex_out),
                       "--log_samples")
@@ -151,7 +143,7 @@ def _start_eval(tiny_vl, out: Path, *extra: str) -> subprocess.Popen:
     # long outputs, one request per engine call: the run is still judging when the signal lands
     model_args = f"pretrained={tiny_vl},backend=hf,dtype=float32,max_new_tokens=48,stream_window=1"
     return subprocess.Popen([sys.executable, "-m", "flex_judge.cli", "eval", *extra, "--model_args", model_args,
-                             "--tasks", VLRB, "--output_path", str(out), "--log_samples"], cwd=REPO, env=_env(),
+                             "--tasks", VLRB, "--output_path", str(out), "--log_samples"], cwd=REPO, env=fixture_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 

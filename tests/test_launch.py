@@ -17,21 +17,13 @@ import time
 from pathlib import Path
 
 import pytest
+from run_env import fixture_env
 
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[1]
 TASK = "flex_vl_rewardbench"
 N_DOCS = 6 * 2  # fixture items x FLEX_JUDGE_RUNS
-
-
-def _env(**extra) -> dict:
-    env = dict(os.environ, FLEX_JUDGE_DATA="fixtures", FLEX_JUDGE_RUNS="2", HF_HUB_OFFLINE="1",
-               HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1")
-    for k in ("FLEX_JUDGE_JOURNAL", "WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
-        env.pop(k, None)
-    env.update(extra)
-    return env
 
 
 def _free_port() -> int:
@@ -54,7 +46,7 @@ def torchrun(nproc: int, *rest: str) -> list[str]:
 
 
 def run(cmd: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, cwd=REPO, env=fixture_env(), capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return proc
 
@@ -119,7 +111,7 @@ def test_two_hosts_on_loopback_equal_one_rank(tiny_vl, one_rank_hf, tmp_path):
     procs = [subprocess.Popen(
         [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", f"--node-rank={node}", "--nproc-per-node=1",
          "--master-addr=127.0.0.1", f"--master-port={port}", *lmms_args(tiny_vl, "hf", out)],
-        cwd=REPO, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for node in (0, 1)]
+        cwd=REPO, env=fixture_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for node in (0, 1)]
     errs = [p.communicate(timeout=600)[1] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], errs[0][-3000:] + errs[1][-3000:]
     assert samples(out) == samples(one_rank_hf)
@@ -153,7 +145,7 @@ def test_sigkill_of_one_rank_then_a_one_rank_rerun_judges_nothing_twice(tiny_vl,
     out = tmp_path / "killed"
     # longer outputs and one request per engine call: the kill lands while both ranks still judge
     args = lmms_args(tiny_vl, "hf", out, max_new_tokens=48, extra=",stream_window=1")
-    launcher = subprocess.Popen(torchrun(2, *args), cwd=REPO, env=_env(), stdout=subprocess.DEVNULL,
+    launcher = subprocess.Popen(torchrun(2, *args), cwd=REPO, env=fixture_env(), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.time() + 300
@@ -190,7 +182,7 @@ def test_flex_judge_eval_num_processes_with_vllm(tiny_vl, tmp_path):
         proc = subprocess.run(
             [sys.executable, "-m", "flex_judge.cli", "eval", "--num_processes", str(n), "--model_args", model_args,
              "--tasks", TASK, "--output_path", str(out), "--log_samples"],
-            cwd=REPO, env=_env(), capture_output=True, text=True, timeout=600)
+            cwd=REPO, env=fixture_env(), capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stderr[-4000:]
         outs[n] = out
     assert samples(outs[1]) == samples(outs[2])
@@ -204,7 +196,7 @@ def test_num_processes_preflight_still_exits_2(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "flex_judge.cli", "eval", "--num_processes", "2", "--model_args", "pretrained=x",
          "--tasks", TASK, "--output_path", str(tmp_path)],
-        cwd=REPO, env=_env(FLEX_JUDGE_DATA="", FLEX_VL_REWARDBENCH_PATH=str(tmp_path / "absent")),
+        cwd=REPO, env=fixture_env(FLEX_JUDGE_DATA="", FLEX_VL_REWARDBENCH_PATH=str(tmp_path / "absent")),
         capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "FLEX_VL_REWARDBENCH_PATH" in proc.stderr and "torch.distributed" not in proc.stderr

@@ -103,6 +103,28 @@ def test_bad_rows_are_reported_with_line_numbers(tiny_vl, tmp_path):
     assert [s.line for s in kept] == [1, 6] and "skipping 5 bad row(s) of 7" in seen[0]
 
 
+def test_rows_are_read_by_the_one_jsonl_reader(tiny_vl, tmp_path):
+    """trainer data and the data pipeline read through flex_models.jsonl: a row that is a JSON
+    string is "not a JSON object" (it used to come back as its own text, read as the reason), a
+    bad byte is named by position, and a last line without its newline is a row."""
+    from trainer.data_pipeline import PipelineError, read_objects
+
+    tok = AutoTokenizer.from_pretrained(tiny_vl)
+    good = json.dumps({"prompt": PROMPT, "text": TEXT})
+    p = tmp_path / "rows.jsonl"
+    p.write_bytes(b"\n".join([good.encode(), b'"just a string"', b'{"prompt": "\xff"}', b"", good.encode()]))
+    with pytest.raises(D.BadRowsError) as e:
+        D.load_samples(p, tok, 2048)
+    assert f"{p}:2: row is not a JSON object" in str(e.value)
+    assert f"{p}:3: not UTF-8 (byte 0xff at byte 13 of the line)" in str(e.value)
+    kept = D.load_samples(p, tok, 2048, bad_rows="skip", log=lambda _: None)
+    assert [s.line for s in kept] == [1, 5]  # line 4 is blank; line 5 has no newline
+    with pytest.raises(PipelineError) as e:
+        read_objects(str(p), ("prompt", "text"))
+    assert f"{p}:2: not a JSON object" in str(e.value) and f"{p}:3: not UTF-8 (byte 0xff" in str(e.value)
+    assert "2 bad line(s)" in str(e.value)
+
+
 # ---------------------------------------------------------------- the loop
 def test_batch4_accum1_equals_batch1_accum4(tiny_vl, demo8, tmp_path):
     a = T.run(cfg_for(tiny_vl, demo8, tmp_path / "a", per_device_batch=4, grad_accum=1))

@@ -14,12 +14,12 @@ whatever the split into micro-batches / ranks, and `--resume` at step k sees the
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from flex_models import jsonl
 from flex_models.errors import FlexJudgeError
 
 ASSISTANT_HEADER = "<|im_start|>assistant\n"
@@ -42,30 +42,8 @@ class BadRowsError(FlexJudgeError, ValueError):
     pass
 
 
-def read_rows(path: str | Path) -> list[tuple[int, object]]:
-    """(1-based line, parsed JSON) per non-blank line; a line that is not UTF-8 or not JSON comes
-    back as a string saying why (the callers report it as `file:line: why`)."""
-    rows = []
-    with open(path, "rb") as f:
-        for i, raw in enumerate(f, 1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                rows.append((i, f"not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1})"))
-                continue
-            if not line.strip():
-                continue
-            try:
-                rows.append((i, json.loads(line)))
-            except json.JSONDecodeError as e:
-                rows.append((i, f"invalid JSON: {e}"))
-    return rows
-
-
 def encode_row(row, tokenizer, max_length: int, append_eos: bool = True) -> Sample | str:
-    """One row -> Sample, or a string saying why the row is bad."""
-    if isinstance(row, str):
-        return row
+    """One row (a parsed JSON line) -> Sample, or a string saying why the row is bad."""
     if not isinstance(row, dict):
         return "row is not a JSON object"
     for key in ("prompt", "text"):
@@ -96,12 +74,12 @@ def load_samples(path: str | Path, tokenizer, max_length: int, bad_rows: str = "
     """Encode every row; bad rows are reported with line numbers and stop the run (or, with
     bad_rows='skip', are reported and left out)."""
     samples, bad = [], []
-    for line, row in read_rows(path):
-        out = encode_row(row, tokenizer, max_length, append_eos)
+    for ln in jsonl.read(path, whole_file=True):  # a line that is not UTF-8 or not JSON: its error
+        out = encode_row(ln.value, tokenizer, max_length, append_eos) if ln.ok else ln.error
         if isinstance(out, str):
-            bad.append((line, out))
+            bad.append((ln.line, out))
         else:
-            out.line = line
+            out.line = ln.line
             samples.append(out)
     if bad:
         report = "\n".join(f"  {path}:{line}: {why}" for line, why in bad)

@@ -27,10 +27,10 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from flex_models import jsonl
 from flex_models.errors import FlexJudgeError
 from flex_models.jsonl import Appender, cut_partial_last_line
 from flex_tasks.parsing import answer_spans
-from trainer.data import read_rows
 
 INTEGER = re.compile(r"-?\d+")
 
@@ -79,9 +79,10 @@ def read_objects(path: str, need: tuple[str, ...], bad_lines: str = "error") -> 
     """(line, row) of a jsonl whose rows must be objects with string fields `need`; bad lines
     are reported as file:line: why (an error, or with bad_lines='skip' a report on stderr)."""
     good, bad = [], []
-    for line, row in read_rows(path):
-        if isinstance(row, str):
-            bad.append((line, row))
+    for ln in jsonl.read(path, whole_file=True):
+        line, row = ln.line, ln.value
+        if not ln.ok:  # not UTF-8, not JSON
+            bad.append((line, ln.error))
         elif not isinstance(row, dict):
             bad.append((line, "not a JSON object"))
         else:
@@ -251,7 +252,7 @@ def filter_cmd(args) -> int:
     traces = [r for _, r in read_objects(args.input, ("prompt", "text"), args.bad_lines)]
     rows, why = filter_traces(traces, args.max_rows)
     with open(args.out, "w", encoding="utf-8") as f:
-        f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+        f.writelines(jsonl.dumps(r) + "\n" for r in rows)
     report = dict(why)
     print(json.dumps(report, indent=1))
     if args.report:

@@ -37,6 +37,12 @@ def _patch_7b_config(d: Path) -> None:
     cfg["dtype"] = "bfloat16"
     text["dtype"] = "bfloat16"
     p.write_text(json.dumps(cfg, indent=2) + "\n")
+    open_pixel_limits(d)
+
+
+def open_pixel_limits(d: Path) -> None:
+    """The tiny checkpoint's image / video processors opened up to Qwen's own pixel limits (the
+    inference and suite benchmarks' 7B-shaped checkpoints)."""
     proc = d / "processor_config.json"
     pc = json.loads(proc.read_text())
     for key in ("image_processor", "video_processor"):

@@ -112,19 +112,11 @@ def build_messages(spec: TaskSpec, doc: dict, media: Sequence) -> list:
     """The protocol's chat messages for ``doc`` with the user's media in the template's media
     slots. No media: the slots are dropped (text-only judging). Templates with one slot take
     any number of media there; templates with several need exactly that many."""
-    parts = prompts.user_parts(spec, doc)
-    slots = [i for i, (k, _) in enumerate(parts) if k != "text"]
-    if (len(slots) > 1 and len(media) not in (0, len(slots))) or (not slots and media):
-        raise JudgeInputError(f"{spec.task}: the protocol template has {len(slots)} media slots, got {len(media)} media")
+    try:
+        parts = prompts.fill_slots(prompts.user_parts(spec, doc), [_kind(m) for m in media])
+    except prompts.SlotError as e:
+        raise JudgeInputError(f"{spec.task}: the protocol template has {e.slots} media slots, got {e.media} media") from None
     loaded = [_load(spec, m, f"{spec.task} media {i}") for i, m in enumerate(media)]
-    if not loaded:
-        parts = [p for p in parts if p[0] == "text"]
-    elif len(slots) == 1:
-        i = slots[0]
-        parts = parts[:i] + [(k, "") for k, _ in loaded] + parts[i + 1:]
-    else:
-        it = iter(loaded)
-        parts = [(next(it)[0], t) if k != "text" else (k, t) for k, t in parts]
     content = prompts.interleave(parts, [v for _, v in loaded])
     return [{"role": "system", "content": [{"type": "text", "text": spec.system}]},
             {"role": "user", "content": content}]

@@ -24,6 +24,7 @@ from flex_judge.judging.api import (
     Judge,
     JudgeInputError,
     JudgeRequest,
+    _kind,
     _load,
     task_name,
 )
@@ -179,17 +180,11 @@ def template_request(t: Template, spec: TaskSpec, row: dict, question: str, resp
         parts = prompts.template_parts(t.user, fields)
     except KeyError as e:
         raise RowError(f"template field {e} is not in the row") from None
-    slots = [i for i, (k, _) in enumerate(parts) if k != "text"]
-    if len(slots) > 1 and len(media) != len(slots):
-        raise RowError(f"the template has {len(slots)} media slots, the row {len(media)} media")
+    try:  # no placeholder: media first, as the protocols place them
+        parts = prompts.fill_slots(parts, [_kind(m) for m in media], when_no_slot="prepend", when_no_media="count")
+    except prompts.SlotError as e:
+        raise RowError(f"the template has {e.slots} media slots, the row {e.media} media") from None
     loaded = [_load(spec, m, f"template {mode} request, media {i}") for i, m in enumerate(media)]
-    if not slots:  # no placeholder: media first, as the protocols place them
-        parts = [(k, "") for k, _ in loaded] + parts
-    elif len(slots) == 1:
-        parts = parts[:slots[0]] + [(k, "") for k, _ in loaded] + parts[slots[0] + 1:]
-    else:
-        kinds = iter(loaded)
-        parts = [(next(kinds)[0], "") if k != "text" else (k, x) for k, x in parts]
     spec = dataclasses.replace(spec, system=t.system, user=t.user)
     doc = {"flex_task": spec.task, "flex_item": "template", "flex_run": 0, "flex_seed": spec.seed(0),
            "flex_swap": False, "gold": None, "answers": responses}

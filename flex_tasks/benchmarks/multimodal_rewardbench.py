@@ -36,11 +36,11 @@ from flex_tasks import metrics as M
 from flex_tasks.benchmarks import Benchmark, Column, Section
 from flex_tasks.benchmarks import _demo_text as dt
 from flex_tasks.benchmarks import _fixture_media as fx
-from flex_tasks.benchmarks.vl_rewardbench import BENCHMARK as VLRB
+from flex_tasks.benchmarks.vl_rewardbench import BENCHMARK as VLRB, correct_grid
 from flex_tasks.data import DataError, require_columns, source_dataset, text_rows
 from flex_tasks.parsing import Parsed
 from flex_tasks.protocol import TaskSpec, sampling, scale_of
-from flex_tasks.reports import NAN, bootstrap_ci, common_details, first_record, item_run_matrix, quiet, record_grid, runwise_mean
+from flex_tasks.reports import NAN, bootstrap_ci, common_details, quiet, runwise_mean
 
 NAME = "multimodal_rewardbench"
 TASK = f"flex_{NAME}"
@@ -97,9 +97,7 @@ def parse(spec, doc, text: str) -> Parsed:
 
 
 def report(spec, records, *, iters=M.DEFAULT_BOOTSTRAP_ITERS, seed=M.DEFAULT_BOOTSTRAP_SEED) -> dict:
-    items, runs, grid = record_grid(records)
-    correct = item_run_matrix(grid, lambda r: float(r.pred is not None and r.pred == r.gold))
-    cats = np.array([first_record(row).grouped("category") for row in grid])
+    items, runs, grid, correct, cats = correct_grid(records)
 
     def overall(idx):
         return runwise_mean(correct, idx)

@@ -68,10 +68,18 @@ def category(item_id: str) -> str:
 VLRB_CATEGORIES = ("general", "hallucination", "reasoning")
 
 
-def accuracy_report(records, *, iters=M.DEFAULT_BOOTSTRAP_ITERS, seed=M.DEFAULT_BOOTSTRAP_SEED) -> dict:
+def correct_grid(records):
+    """The opening of the pairwise-accuracy reports (this one, Multimodal RewardBench's): items,
+    runs, the item x run grid, 1.0 / 0.0 per (item, run) for the preferred response chosen (a tie
+    or unparsed output is wrong, a missing run NaN) and each item's category."""
     items, runs, grid = record_grid(records)
     correct = item_run_matrix(grid, lambda r: float(r.pred is not None and r.pred == r.gold))
     cats = np.array([first_record(row).grouped("category") for row in grid])
+    return items, runs, grid, correct, cats
+
+
+def accuracy_report(records, *, iters=M.DEFAULT_BOOTSTRAP_ITERS, seed=M.DEFAULT_BOOTSTRAP_SEED) -> dict:
+    items, runs, grid, correct, cats = correct_grid(records)
 
     def overall(idx):
         return runwise_mean(correct, idx)
