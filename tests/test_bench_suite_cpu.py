@@ -21,13 +21,15 @@ pytestmark = [
 
 TASKS = "flex_vl_rewardbench,flex_mj_bench_alignment,flex_genai_bench_video,flex_voxsim"
 sys.path.insert(0, str(REPO / "benchmarks"))
+sys.path.insert(0, str(REPO / "benchmarks" / "gpu"))
 
 
 @pytest.fixture(scope="module")
 def suite(tmp_path_factory):
     work = tmp_path_factory.mktemp("suite")
     cmd = [sys.executable, str(REPO / "benchmarks" / "suite_gpu.py"), "--mode", "cpu", "--scale", "0.001",
-           "--tasks", TASKS, "--workdir", str(work), "--out-json", str(work / "r.json"), "--out-md", str(work / "r.md")]
+           "--tasks", TASKS, "--workdir", str(work), "--out-json", str(work / "r.json"), "--out-md", str(work / "r.md"),
+           "--steplog", "on"]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert (work / "r.json").exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc, json.loads((work / "r.json").read_text()), (work / "r.md").read_text()
@@ -98,3 +100,39 @@ def test_workload_counts_and_roofline():
     # 2 requests, 3 new tokens each, batch 8: 3 steps x 100 B + KV (3x10 + 3) x 2 = 366 B at 1 B/s
     assert suite_gpu.roofline_s([(10, 3), (10, 3)], shape, 1.0, 8) == 366
     assert suite_gpu.encoder_needs([1, 9, 9, 2, 9, 3], cached=3, ph={9}) == (2, 1)
+
+
+def test_step_log_accounts_for_every_generated_token(suite):
+    """benchmarks/gpu/steplog.py, in the engine that ran the passes: each request's first token comes
+    from its prefill step, every later one from a one-token decode step (a prompt found wholly in the
+    prefix cache recomputes one token, which the log counts as a decode step), so the decode tokens
+    scheduled lie between generated - requests and generated; the phases' wall adds up to the pass."""
+    _, out, _ = suite
+    for fam, part in out["parts"].items():
+        for name, p in part["passes"].items():
+            sp = p["step_profile"]
+            assert sp["steps"] > 0, (fam, name, sp)
+            decode = sum(ph["decode_tokens"] for ph in sp["phases"].values())
+            per = p.get("per_task")
+            new = sum(d["new_tokens"] for d in per.values()) if per else p["new_tokens"]
+            reqs = sum(d["requests"] for d in per.values()) if per else p["requests"]
+            assert new - reqs <= decode <= new, (fam, name, decode, new, reqs)
+            assert sum(ph["prefill_tokens"] for ph in sp["phases"].values()) > 0
+            assert abs(sum(ph["wall_s"] for ph in sp["phases"].values()) - sp["wall_s"]) < 0.01
+            assert sp["wall_s"] <= p["wall_s"] + 0.05  # steps inside the pass's own window
+
+
+def test_step_bounds_by_hand():
+    import steplog
+
+    shape = {"decode_weight_bytes": 100, "kv_bytes_per_token": 2}
+    steps = [{"ts": 0.0, "tu": 1.0, "reqs": 2, "tok": 10, "prefill": 8, "ctx": 20, "enc": 1, "preempt": 0, "kv": 0.1,
+              "waiting": 0},
+             {"ts": 1.0, "tu": 3.0, "reqs": 2, "tok": 2, "prefill": 0, "ctx": 22, "enc": 0, "preempt": 0, "kv": 0.1,
+              "waiting": 0}]
+    r = steplog.reduce(steps, shape, bw=10.0, flops=40.0, max_seqs=2, t_start=0.0)
+    # step 1: bandwidth (100 + 40) / 10 = 14; roofline max(10, 2 * 50 * 10 / 40 = 25) + 4 = 29
+    # step 2: bandwidth (100 + 44) / 10 = 14.4; roofline max(10, 2 * 50 * 2 / 40 = 5) + 4.4 = 14.4
+    assert r["phases"]["with_prefill"]["bw_bound_s"] == 14 and r["phases"]["with_prefill"]["roofline_s"] == 29
+    assert r["phases"]["decode_full"]["wall_s"] == 2 and r["phases"]["decode_full"]["roofline_s"] == 14.4
+    assert r["roofline_over_wall"] == round((29 + 14.4) / 3, 4) and r["encoder_inputs"] == 1
