@@ -35,6 +35,7 @@ from typing import Optional
 
 from flex_judge.analysis import leaderboard
 from flex_judge.analysis.runs import Run, RunError, json_safe, load_runs, protocol_deviations
+from flex_models import jsonl
 from flex_models.args import HelpFormatter
 from flex_tasks.protocol import TASKS
 from flex_tasks.record import GROUP_KEYS, Record
@@ -197,12 +198,12 @@ def logged_inputs(run: Run, task: str) -> dict:
     """(item, run) -> (lmms-eval's logged ``input`` text, ``input_media`` paths) of a samples file."""
     key = TASKS[task].metric_names()[0][0]
     out = {}
-    with open(run.samples_file(task), encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                row = json.loads(line)
-                logged = row.get(key) or {}  # the line's JSON (the record is parsed by Run.records)
-                out[(logged.get("item"), int(logged.get("run", -1)))] = (row.get("input") or "", row.get("input_media") or [])
+    for line in jsonl.read(run.samples_file(task), whole_file=True):
+        if not isinstance(line.value, dict):  # Run.records has already refused a malformed line
+            continue
+        row = line.value
+        logged = row.get(key) or {}  # the line's JSON (the record is parsed by Run.records)
+        out[(logged.get("item"), int(logged.get("run", -1)))] = (row.get("input") or "", row.get("input_media") or [])
     return out
 
 

@@ -20,6 +20,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Optional
 
+from flex_models import jsonl
 from flex_models.errors import FlexJudgeError
 from flex_tasks.protocol import DETAIL_KEYS, TASKS, TaskSpec
 from flex_tasks.record import Record, RecordError
@@ -167,32 +168,29 @@ def load_records(path: Path, task: str) -> list[Record]:
     spec = TASKS[task]
     key = _key_metric(spec)
     out = []
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise RunError(f"{path}:{n}: not JSON ({e})") from None
-            rec = row.get(key)
-            if not isinstance(rec, dict) or "item" not in rec or "run" not in rec:
-                raise RunError(f"{path}:{n}: no per-item flex record under metric {key!r}; "
-                               f"was this produced by the flex task {task} (flex_tasks.lmms.process_results)?")
-            missing = [f for f in RECORD_FIELDS if f not in rec]
-            if missing:
-                raise RunError(f"{path}:{n}: the record lacks {missing}: written by an older flex-judge "
-                               f"(before records carried their seed and presentation order); re-run the task")
-            try:
-                rec = Record.from_dict(rec, f"{path}:{n}")
-            except RecordError as e:
-                raise RunError(str(e)) from None
-            if not rec.raw:
-                resp = row.get("filtered_resps", row.get("resps"))
-                while isinstance(resp, list) and resp:
-                    resp = resp[0]
-                rec = dataclasses.replace(rec, raw=resp if isinstance(resp, str) else "")
-            out.append(rec)
+    for line in jsonl.read(path, whole_file=True):
+        n = line.line
+        if line.error:
+            raise RunError(f"{path}:{n}: {line.error}")
+        row = line.value
+        rec = row.get(key) if isinstance(row, dict) else None
+        if not isinstance(rec, dict) or "item" not in rec or "run" not in rec:
+            raise RunError(f"{path}:{n}: no per-item flex record under metric {key!r}; "
+                           f"was this produced by the flex task {task} (flex_tasks.lmms.process_results)?")
+        missing = [f for f in RECORD_FIELDS if f not in rec]
+        if missing:
+            raise RunError(f"{path}:{n}: the record lacks {missing}: written by an older flex-judge "
+                           f"(before records carried their seed and presentation order); re-run the task")
+        try:
+            rec = Record.from_dict(rec, f"{path}:{n}")
+        except RecordError as e:
+            raise RunError(str(e)) from None
+        if not rec.raw:
+            resp = row.get("filtered_resps", row.get("resps"))
+            while isinstance(resp, list) and resp:
+                resp = resp[0]
+            rec = dataclasses.replace(rec, raw=resp if isinstance(resp, str) else "")
+        out.append(rec)
     seen = set()
     for r in out:
         k = (r.item, r.run)
