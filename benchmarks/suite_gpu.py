@@ -840,6 +840,7 @@ def main(argv=None) -> int:
         part_json = work / f"part_{fam}.json"
         part_json.unlink(missing_ok=True)
         cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--mode", a.mode, "--family", fam,
+               "--workdir", str(work),  # the worker's py-spy files go here (it has no other folder of its own)
                "--ckpt", str(ckpt), "--scale", str(a.scale), "--max-model-len", str(a.max_model_len),
                "--out-json", str(part_json), "--t-launch", "", "--raw-first", str(1 - n % 2),
                "--tasks", a.tasks, "--engine-args", a.engine_args, "--engine-defaults", a.engine_defaults,
