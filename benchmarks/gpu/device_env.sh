@@ -18,3 +18,6 @@ mkdir -p /root/flexbench
 export PYTHONPATH=$PWD:/root/vllm-site:$FLEXBENCH_SITE${PYTHONPATH:+:$PYTHONPATH}
 export VLLM_USE_FLASHINFER_SAMPLER=0 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
   PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false FLEXBENCH_MACHINE=${FLEXBENCH_MACHINE:-nvidia-h100-x1}
+# The engine variants of a session's sweep: VARIANTS (a JSON list of [name, {engine defaults}]) as
+# "name<TAB>defaults JSON" lines; sessions loop over them with `while IFS=$'\t' read -r -u 3 name defs`.
+variants() { python3 -c 'import json,sys; [print(n, json.dumps(d), sep="\t") for n, d in json.loads(sys.argv[1])]' "$1"; }

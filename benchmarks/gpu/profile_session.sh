@@ -49,17 +49,14 @@ if has rawstart; then
 fi
 if has variants; then
   VARIANTS=${VARIANTS:-'[["defaults", {}], ["graphs_1024", {"compilation_config": {"max_cudagraph_capture_size": 1024}}], ["seqs_512", {"max_num_seqs": 512}]]'}
-  n=$(python3 -c "import json,sys; print(len(json.loads(sys.argv[1])))" "$VARIANTS")
-  for i in $(seq 0 $((n - 1))); do
-    name=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])[int(sys.argv[2])][0])" "$VARIANTS" $i)
-    defs=$(python3 -c "import json,sys; print(json.dumps(json.loads(sys.argv[1])[int(sys.argv[2])][1]))" "$VARIANTS" $i)
+  while IFS=$'\t' read -r -u 3 name defs; do
     passes=${VARIANT_PASSES:-raw}; [ "$name" = defaults ] && passes=raw,flex  # the unprofiled flex/raw pair
     python3 benchmarks/suite_gpu.py --mode gpu --scale $SCALE --families vl --passes $passes \
       --ckpt-dir /root/prof/ckpt --steplog on --engine-defaults "$defs" --workdir /root/var_$name --timeout 400 \
       --out-json $R/variant_$name.json > $R/variant_$name.out 2>&1
     log "variant $name done rc=$?"
     cp /root/var_$name/worker_vl.log $R/variant_${name}_worker.log 2>/dev/null
-  done
+  done 3< <(variants "$VARIANTS")
 fi
 log "all done"
 touch $R/DONE

@@ -29,16 +29,13 @@ fi
 if has sweep; then
   VARIANTS=${VARIANTS:-'[["defaults", {}], ["seqs_512", {"max_num_seqs": 512}], ["graphs_1024", {"compilation_config": {"max_cudagraph_capture_size": 1024}}]]'}
   SWEEP_TASKS=${SWEEP_TASKS:-flex_vl_rewardbench,flex_genai_bench_image,flex_mllm_judge_pair}
-  n=$(python3 -c "import json,sys; print(len(json.loads(sys.argv[1])))" "$VARIANTS")
-  for i in $(seq 0 $((n - 1))); do
-    name=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])[int(sys.argv[2])][0])" "$VARIANTS" $i)
-    defs=$(python3 -c "import json,sys; print(json.dumps(json.loads(sys.argv[1])[int(sys.argv[2])][1]))" "$VARIANTS" $i)
+  while IFS=$'\t' read -r -u 3 name defs; do
     python3 benchmarks/suite_gpu.py --mode gpu --scale ${SWEEP_SCALE:-$SCALE} --families vl --tasks $SWEEP_TASKS \
       --passes flex --engine-defaults "$defs" --workdir /root/sweep_$name --timeout 400 \
       --out-json $R/sweep_$name.json > $R/sweep_$name.out 2>&1
     log "sweep $name done rc=$?"
     cp /root/sweep_$name/worker_vl.log $R/sweep_${name}_worker.log 2>/dev/null
-  done
+  done 3< <(variants "$VARIANTS")
 fi
 log "all done"
 touch $R/DONE
