@@ -30,9 +30,11 @@ Per request, vLLM's `num_cached_tokens` gives the prefix-cache hits, and the pro
 placeholder spans tell which media items lay outside the cached prefix, i.e. needed the encoder.
 
 Upstream way (the authors' scripts: one script per benchmark, each building its own engine and
-calling `generate` once per run): estimated, not run, as (per benchmark) one process start + import
-+ `LLM()` (the start-up measured here) + that benchmark's share of the run-major pass (summary
-"upstream_way.how" says what this over- and under-counts).
+calling `generate` once per run): estimated as (per benchmark) one process start + import + `LLM()`
+(the start-up measured here) + that benchmark's share of the run-major pass (summary
+"upstream_way.how" says what this over- and under-counts); with `--upstream-run` also run, after
+each family's worker: every script a fresh process (`gpu/raw_startup.py --requests`) sending the raw
+pass's own requests, one `generate` per task and run ("upstream_way.measured").
 
 Scaled: `--scale` multiplies every item count (rounded, >= 2 items per task); the full-suite minutes
 are the measured ones divided by the scale (request phase) plus start-up once per family.
@@ -462,6 +464,56 @@ def runmajor_pass(llm, prepared, order, task_of, run_of, ph) -> dict:
     return total
 
 
+def dump_scripts(d: Path, prepared, order, task_of, run_of) -> None:
+    """The upstream way's inputs, one file per benchmark script (`<script>.pkl`): its `generate` calls,
+    one per task and run in the run-major order, each a list of (vLLM prompt, SamplingParams), the
+    very requests of the raw pass. `gpu/raw_startup.py --requests` runs one script in a fresh process."""
+    import pickle
+
+    from flex_models.backends.vllm_backend import sampling_params, vllm_prompt
+
+    calls: dict = {}
+    for i in order:
+        calls.setdefault(script_of(task_of[i]), {}).setdefault((task_of[i], run_of[i]), []).append(i)
+    d.mkdir(parents=True, exist_ok=True)
+    for script, groups in calls.items():
+        with open(d / f"{script}.pkl", "wb") as fh:
+            pickle.dump([(t, k, [(vllm_prompt(prepared[i]), sampling_params(prepared[i].spec)) for i in idx])
+                         for (t, k), idx in groups.items()], fh)
+
+
+def run_scripts(a, fam: str, ckpt: Path, d: Path, work: Path) -> dict:
+    """The upstream way, run: each of the family's benchmark scripts (dump_scripts) as a process of
+    its own, one after the other: launch, `import vllm`, `LLM()` with flex's engine arguments, then
+    one `generate` per task and run. Returns the per-script results of gpu/raw_startup.py."""
+    out: dict = {}
+    for f in sorted(d.glob("*.pkl")):
+        res = work / f"upstream_{fam}_{f.stem}.json"
+        res.unlink(missing_ok=True)
+        cmd = [sys.executable, str(REPO / "benchmarks" / "gpu" / "raw_startup.py"), "--ckpt", str(ckpt), "--family", fam,
+               "--model-args", json.dumps(model_args(a)), "--requests", str(f), "--out-json", str(res),
+               "--t-launch", repr(time.time())]
+        t0 = time.time()
+        with open(work / f"upstream_{fam}_{f.stem}.log", "w") as fh:
+            try:
+                rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, timeout=a.timeout, cwd=REPO).returncode
+            except subprocess.TimeoutExpired:
+                rc = "timeout"
+        r = json.loads(res.read_text()) if res.exists() else {"error": f"rc={rc}"}
+        out[f.stem] = dict(r, family=fam, process_s=round(time.time() - t0, 2), rc=rc)
+        print(f"suite: upstream script {f.stem} rc={rc} {out[f.stem].get('launch_to_done_s')} s", flush=True)
+    return out
+
+
+def model_args(a) -> dict:
+    """The flex model_args of the benchmark's engine (the worker's FlexJudge and the raw scripts)."""
+    if a.mode == "gpu":
+        kw = dict(backend="vllm", load_format="dummy", dtype="bfloat16", max_model_len=a.max_model_len)
+        kw.update(json.loads(a.engine_args or "{}"))
+        return kw
+    return dict(backend="vllm", dtype="float32", max_new_tokens=a.cap, max_model_len=a.max_model_len)
+
+
 # Dense bf16 peak of an H100/H200 SXM (NVIDIA's datasheet, 989 TFLOPS without sparsity): the prefill
 # part of the per-step bound (benchmarks/gpu/steplog.py). A bound, not a rate this GPU reaches.
 PEAK_BF16_FLOPS = 989e12
@@ -472,7 +524,7 @@ def profile_window(a, llm, name: str):
     engine-core process from --pyspy-delay s for --pyspy-s s (benchmarks/gpu/hostprof.py), and the
     engine's torch profile (configured through the engine's profiler_config, which skips its first
     delay_iterations steps) started now. Returns a function that collects both, or None."""
-    if name != a.profile_pass:
+    if name not in a.profile_pass.split(","):
         return None
     import threading
 
@@ -555,12 +607,7 @@ def worker(a) -> dict:
     t_import = time.time() - t_launch
     hw = json.loads(a.hw or "{}")  # measured by the parent in its own process: CUDA stays uninitialised here
     ckpt = Path(a.ckpt)
-    kw = dict(backend="vllm", journal="off")
-    if a.mode == "gpu":
-        kw.update(load_format="dummy", dtype="bfloat16", max_model_len=a.max_model_len)
-        kw.update(json.loads(a.engine_args or "{}"))
-    else:
-        kw.update(dtype="float32", max_new_tokens=a.cap, max_model_len=a.max_model_len)
+    kw = dict(model_args(a), journal="off")
     if a.engine_defaults:  # a sweep of the flex model's engine defaults (flex_models.backends.vllm_backend)
         import flex_models.backends.vllm_backend as vb
 
@@ -595,6 +642,8 @@ def worker(a) -> dict:
     flex_order = share_order(keys, list(range(len(reqs))))
     runmajor = sorted(range(len(reqs)), key=lambda i: (task_of[i], run_of[i], i))
     # warm-up: a few requests through both paths (first-call allocations, processor caches)
+    if a.upstream_dir:
+        dump_scripts(Path(a.upstream_dir), prepared, runmajor, task_of, run_of)
     warm = list(range(min(8, len(reqs))))
     llm.generate([vllm_prompt(prepared[i]) for i in warm], [sampling_params(prepared[i].spec) for i in warm],
                  use_tqdm=False)
@@ -724,6 +773,7 @@ def summarize(parts: dict, scale: float, mode: str) -> dict:
         s["full_request_s"] += r["runmajor_s"] / (r["items"] / r["items_full"])
     up_s = sum(fams[s["family"]]["startup_s"] + s["request_s"] for s in scripts.values())
     up_full = sum(fams[s["family"]]["startup_s"] + s["full_request_s"] for s in scripts.values())
+    measured = upstream_measured({k: w.get("upstream") for k, w in parts.items()}, rows)
     return {"mode": mode, "scale": scale, "families": fams, "tasks": rows,
             "suite_s": round(suite_s, 1), "suite_full_min_extrapolated": round(full_s / 60, 1),
             "flex_over_raw": {k: f["flex_over_raw"] for k, f in fams.items() if f.get("ok")},
@@ -731,9 +781,38 @@ def summarize(parts: dict, scale: float, mode: str) -> dict:
                              "estimated_full_min": round(up_full / 60, 1),
                              "how": "per benchmark script: one launch -> engine ready (measured start-up of its family) "
                                     "+ its tasks' share of the run-major pass (one generate per run, caches emptied "
-                                    "between runs), scaled by 1/scale. Not run. Two errors of opposite sign: the "
+                                    "between runs), scaled by 1/scale. Two errors of opposite sign: the "
                                     "run-major pass drains the batch once per run, which scaling overstates at full "
-                                    "size; the scripts call generate once per task and run, whose drains are not counted"}}
+                                    "size; the scripts call generate once per task and run, whose drains are not counted",
+                             **({"measured": measured} if measured else {})}}
+
+
+def upstream_measured(ups: dict, rows: list) -> dict | None:
+    """The upstream way as run (--upstream-run): per script launch -> `LLM()` ready and its generate
+    calls, summed over the scripts, and per script the full-size time (start-up once + each call's
+    wall divided by its task's item scale)."""
+    scripts = {name: r for u in ups.values() if u for name, r in u.items()}
+    if not scripts:
+        return None
+    scale = {r["task"]: r["items"] / r["items_full"] for r in rows}
+    per, failed = {}, []
+    for name, r in scripts.items():
+        if "launch_to_done_s" not in r:
+            failed.append(f"{name}: {r.get('error')}")
+            continue
+        full = r["launch_to_ready_s"] + sum(c["wall_s"] / scale[c["task"]] for c in r["calls"])
+        per[name] = {k: r[k] for k in ("family", "launch_to_ready_s", "import_vllm_s", "llm_init_s", "request_s",
+                                       "launch_to_done_s", "process_s", "requests", "new_tokens")}
+        per[name].update(calls=len(r["calls"]), full_min=round(full / 60, 2))
+    return {"scripts": len(per), "failed": failed, "per_script": per,
+            "launch_to_done_s": round(sum(r["launch_to_done_s"] for r in per.values()), 1),
+            "process_s": round(sum(r["process_s"] for r in per.values()), 1),
+            "startup_s": round(sum(r["launch_to_ready_s"] for r in per.values()), 1),
+            "request_s": round(sum(r["request_s"] for r in per.values()), 1),
+            "full_min": round(sum(r["full_min"] for r in per.values()), 1),
+            "how": "each benchmark script a fresh process, one after the other: launch, import vllm, LLM() with "
+                   "flex's engine arguments, then one generate per task and run (caches emptied before each) on "
+                   "the raw pass's own requests; full_min: start-up once + each call / its task's item scale"}
 
 
 def scale_of(t: dict) -> float:
@@ -758,7 +837,9 @@ def to_md(out: dict) -> str:
                      f"{f['decode_over_roofline']} | {f['prefix_cache_hit_rate']} | {f['runmajor_prefix_cache_hit_rate']} |")
     lines += ["", f"suite_s (measured, scaled) = {s['suite_s']} s; full suite extrapolated = "
               f"{s['suite_full_min_extrapolated']} min; upstream way ({s['upstream_way']['scripts']} scripts) estimated "
-              f"{s['upstream_way']['estimated_s']} s scaled, {s['upstream_way']['estimated_full_min']} min full.", "",
+              f"{s['upstream_way']['estimated_s']} s scaled, {s['upstream_way']['estimated_full_min']} min full"
+              + (f"; run ({m['scripts']} processes): {m['launch_to_done_s']} s scaled (start-ups {m['startup_s']} s), "
+                 f"{m['full_min']} min full." if (m := s["upstream_way"].get("measured")) else "."), "",
               "| task | items (full) | runs | requests run | prompt tok | new tok | flex s | full-suite min | "
               "prefix hit | run-major hit | encoder items / item (flex order) | (run-major) | media / item |",
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -797,8 +878,11 @@ def main(argv=None) -> int:
                     "peaked logits (GPU), write --out-json")
     ap.add_argument("--steplog", default="", help="log every engine step to this file and reduce it per pass "
                     "(benchmarks/gpu/steplog.py)")
-    ap.add_argument("--profile-pass", default="", help="the pass to profile (py-spy on the engine processes, "
-                    "the engine's torch profile if --torch-profile)")
+    ap.add_argument("--profile-pass", default="", help="the passes to profile, comma-separated (py-spy "
+                    "on the engine processes, the engine's torch profile if --torch-profile)")
+    ap.add_argument("--upstream-run", action="store_true", help="also run the upstream way: one fresh process "
+                    "per benchmark script (gpu/raw_startup.py --requests) on the same requests, after each family")
+    ap.add_argument("--upstream-dir", default="", help=argparse.SUPPRESS)
     ap.add_argument("--pyspy-delay", type=float, default=25.0, help="seconds into the profiled pass py-spy starts")
     ap.add_argument("--pyspy-s", type=float, default=0.0, help="seconds of py-spy samples (0: none)")
     ap.add_argument("--torch-profile", default="", help="the engine's torch_profiler_dir (set the same dir in "
@@ -846,7 +930,7 @@ def main(argv=None) -> int:
                "--tasks", a.tasks, "--engine-args", a.engine_args, "--engine-defaults", a.engine_defaults,
                "--passes", a.passes, "--hw", json.dumps(hw), "--steplog", a.steplog and str(work / f"steps_{fam}.jsonl"),
                "--profile-pass", a.profile_pass, "--pyspy-delay", str(a.pyspy_delay), "--pyspy-s", str(a.pyspy_s),
-               "--torch-profile", a.torch_profile]
+               "--torch-profile", a.torch_profile, "--upstream-dir", str(work / f"upstream_{fam}") if a.upstream_run else ""]
         if a.cap:
             cmd += ["--cap", str(a.cap)]
         cmd[cmd.index("--t-launch") + 1] = repr(time.time())
@@ -861,6 +945,8 @@ def main(argv=None) -> int:
         else:
             parts[fam] = {"ok": False, "error": f"worker rc={rc}: " + log.read_text()[-1500:]}
         print(f"suite: {fam} done (rc={rc})", flush=True)
+        if a.upstream_run and parts[fam].get("ok"):  # the GPU is free again: one engine at a time
+            parts[fam]["upstream"] = run_scripts(a, fam, ckpt, work / f"upstream_{fam}", work)
     summary = summarize(parts, a.scale, a.mode)
     first = next((p for p in parts.values() if p.get("ok")), {})
     machine = dict(first.get("versions", {}), device=first.get("hw", {}).get("device") or platform.processor() or "cpu",
@@ -873,7 +959,8 @@ def main(argv=None) -> int:
     Path(a.out_json).write_text(json.dumps(out, indent=1) + "\n")
     if a.out_md and "suite_s" in summary:
         Path(a.out_md).write_text(to_md(out))
-    print(json.dumps({k: summary.get(k) for k in ("suite_s", "suite_full_min_extrapolated", "flex_over_raw", "upstream_way")}))
+    print(json.dumps({k: summary.get(k) for k in ("suite_s", "suite_full_min_extrapolated", "flex_over_raw")}))
+    print(json.dumps({k: v for k, v in (summary.get("upstream_way") or {}).items() if k != "how"}))
     return 0 if all(p.get("ok") for p in parts.values()) else 1
 
 

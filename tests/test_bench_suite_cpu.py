@@ -29,8 +29,8 @@ def suite(tmp_path_factory):
     work = tmp_path_factory.mktemp("suite")
     cmd = [sys.executable, str(REPO / "benchmarks" / "suite_gpu.py"), "--mode", "cpu", "--scale", "0.001",
            "--tasks", TASKS, "--workdir", str(work), "--out-json", str(work / "r.json"), "--out-md", str(work / "r.md"),
-           "--steplog", "on"]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+           "--steplog", "on", "--upstream-run"]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1200)
     assert (work / "r.json").exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc, json.loads((work / "r.json").read_text()), (work / "r.md").read_text()
 
@@ -76,6 +76,24 @@ def test_runs_of_an_item_share_the_prefix(suite):
     # the flex model submits in that same order: its prefix-cache hits equal the raw pass's, token for token
     for f in out["summary"]["families"].values():
         assert f["prefix_cache_hit_rate"] == f["raw_prefix_cache_hit_rate"] > 0
+
+
+def test_upstream_scripts_ran_the_same_requests(suite):
+    """--upstream-run: one fresh engine process per benchmark script, one generate per task and run,
+    fed the raw pass's own requests: every task's requests, and 4 new tokens each (the CPU cap)."""
+    _, out, md = suite
+    rows = {r["task"]: r for r in out["summary"]["tasks"]}
+    m = out["summary"]["upstream_way"]["measured"]
+    assert m["failed"] == [] and set(m["per_script"]) == {"vl_rewardbench", "mj_bench", "genai_bench", "voxsim"}
+    import suite_gpu
+
+    for name, r in m["per_script"].items():
+        mine = [t for t in rows.values() if suite_gpu.script_of(t["task"]) == name]
+        assert r["requests"] == sum(t["requests"] for t in mine) and r["new_tokens"] == 4 * r["requests"]
+        assert r["calls"] == sum(t["runs"] for t in mine)
+        assert 0 < r["import_vllm_s"] < r["launch_to_ready_s"] < r["launch_to_done_s"] <= r["process_s"]
+    assert m["launch_to_done_s"] == pytest.approx(sum(r["launch_to_done_s"] for r in m["per_script"].values()), abs=0.2)
+    assert "run (4 processes)" in md
 
 
 def test_share_order_keeps_items_together():
