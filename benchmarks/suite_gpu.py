@@ -61,10 +61,12 @@ sys.path.insert(1, str(REPO / "benchmarks" / "gpu"))  # steplog, hostprof, worke
 # items: the benchmark's test set size. Sources: protocols.json "data" fields (VL-RewardBench 1,250;
 # GenAI-Bench 1,735 / 919 / 1,069; NISQA 712 files; SOMOS 3,000; VoxSim 2,776 pairs); MJ-Bench
 # alignment 724, safety 574, quality (artifact) 1,121: the MJ-Bench paper's Table 1 (arXiv
-# 2407.04842); BVCC (VoiceMOS 2022 main track) test 1,066 utterances (VoiceMOS 2022 challenge
+# 2407.04842; its per-category counts add up to these; the released Flex-Judge code,
+# jongwooko/flex-judge test/mj_bench_vllm.py, evaluates whole splits); BVCC (VoiceMOS 2022 main track) test 1,066 utterances (VoiceMOS 2022 challenge
 # paper, arXiv 2203.11389); MLLM-as-a-Judge: 4,414 image-instruction pairs (its paper, arXiv
 # 2402.04788) for score and pair, 1,470 batch-ranking items (recalled from that paper's statistics;
-# not checked against the released jsonl files, which this machine cannot reach).
+# not checked against the released jsonl files: Dongping-Chen/MLLM-Judge is too large to fetch here;
+# Flex-Judge's test/mllm_as_a_judge_vllm.py reads whole Benchmark/{score,pair,batch}.jsonl files).
 # text: synthetic token lengths of the template fields (assumed from the datasets' kind of text:
 # captions / prompts ~20-30 tokens, model answers ~150-250 tokens; MLLM-as-a-Judge batch items
 # rank 4 answers, carried here as two fields of two answers each).
@@ -644,7 +646,12 @@ def worker(a) -> dict:
     # warm-up: a few requests through both paths (first-call allocations, processor caches)
     if a.upstream_dir:
         dump_scripts(Path(a.upstream_dir), prepared, runmajor, task_of, run_of)
-    warm = list(range(min(8, len(reqs))))
+    # one item of every task, all its runs: each task's media shapes and prompt lengths once before any
+    # timed pass (round 8: with 8 requests of one task the first timed pass was the slower in both families)
+    first = {}
+    for i, t in enumerate(task_of):
+        first.setdefault(t, keys[i])
+    warm = [i for i in range(len(reqs)) if keys[i] == first[task_of[i]]]
     llm.generate([vllm_prompt(prepared[i]) for i in warm], [sampling_params(prepared[i].spec) for i in warm],
                  use_tqdm=False)
     reset_caches(llm)
