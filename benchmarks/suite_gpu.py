@@ -25,7 +25,11 @@ One worker process per family (the GPU holds one engine at a time). In each, on 
     (all items of run 0, then of run 1, ...) with the caches emptied between runs (at full size a run
     of a large task outgrows the KV cache): the runs of an item not together, what sharing is worth
   prefix cache and multimodal cache are reset between passes; raw and flex alternate which goes
-  first per family, so neither always meets the warmer engine.
+  first per family, so neither always meets the warmer engine, and with `--pairs 2` run twice in
+  ABBA order (raw, flex, flex, raw), so a drift over the engine's life falls on both equally;
+  `flex_over_raw` is then the ratio of the sums, `flex_over_raw_by_pair` each pair's own.
+With `--warm-startup`, after each family: its start-up again on the now warm compile caches, flex's
+and a bare vLLM script's (gpu/raw_startup.py), so the adapter's start-up cost is read in one session.
 Per request, vLLM's `num_cached_tokens` gives the prefix-cache hits, and the prompt's media
 placeholder spans tell which media items lay outside the cached prefix, i.e. needed the encoder.
 
@@ -507,6 +511,41 @@ def run_scripts(a, fam: str, ckpt: Path, d: Path, work: Path) -> dict:
     return out
 
 
+def warm_startup(a, fam: str, ckpt: Path, worker_cmd: list[str], work: Path) -> dict:
+    """The family's start-up once more, now that its compile caches are warm, in the same session as its
+    passes: the flex worker with no passes (launch -> FlexJudge ready, `LLM()` inside it), then a bare
+    vLLM script with flex's engine arguments (gpu/raw_startup.py: launch -> `LLM()` ready). What the
+    adapter adds is flex's start-up minus the script's; `LLM()` alone leaves out the script's own
+    Python start and `import vllm`, which every vLLM user pays."""
+    out: dict = {}
+    flex_json, raw_json = work / f"warm_flex_{fam}.json", work / f"warm_raw_{fam}.json"
+    cmd = list(worker_cmd)
+    for flag, value in (("--out-json", str(flex_json)), ("--passes", "none"), ("--steplog", ""),
+                        ("--profile-pass", ""), ("--upstream-dir", "")):  # start-up only: no logs, no profiles
+        cmd[cmd.index(flag) + 1] = value
+    runs = [("flex", cmd, flex_json),
+            ("script", [sys.executable, str(REPO / "benchmarks" / "gpu" / "raw_startup.py"), "--ckpt", str(ckpt),
+                        "--family", fam, "--model-args", json.dumps(model_args(a)), "--out-json", str(raw_json),
+                        "--t-launch", ""], raw_json)]
+    for name, c, res in runs:
+        res.unlink(missing_ok=True)
+        c[c.index("--t-launch") + 1] = repr(time.time())
+        with open(work / f"warm_{name}_{fam}.log", "w") as fh:
+            try:
+                rc = subprocess.run(c, stdout=fh, stderr=subprocess.STDOUT, timeout=a.timeout, cwd=REPO).returncode
+            except subprocess.TimeoutExpired:
+                rc = "timeout"
+        if not res.exists():
+            return {"error": f"{name} start-up probe rc={rc}: see warm_{name}_{fam}.log"}
+        out[name] = json.loads(res.read_text())
+    f, r = out["flex"], out["script"]
+    return {"flex_startup_s": round(f["startup_s"], 2), "flex_llm_init_s": round(f["raw_init_s"] or 0, 2),
+            "flex_startup_minus_llm_init_s": round(f["startup_s"] - (f["raw_init_s"] or 0), 2),
+            "script_launch_to_ready_s": r["launch_to_ready_s"], "script_import_vllm_s": r["import_vllm_s"],
+            "script_llm_init_s": r["llm_init_s"],
+            "flex_minus_script_s": round(f["startup_s"] - r["launch_to_ready_s"], 2)}
+
+
 def model_args(a) -> dict:
     """The flex model_args of the benchmark's engine (the worker's FlexJudge and the raw scripts)."""
     if a.mode == "gpu":
@@ -599,6 +638,19 @@ def torch_table(d: Path) -> dict:
 
 
 # ------------------------------------------------------------------------------ one family (worker)
+def pass_order(wanted: list[str], pairs: int, raw_first: bool) -> list[str]:
+    """The timed passes of one engine. raw and flex `pairs` times in ABBA order (raw, flex, flex,
+    raw, ... from `raw_first`), so a drift in the engine's speed over the session (first-use costs,
+    clocks, allocator state) falls on both sides equally; repeats are named raw_2, flex_2, ...;
+    then run-major once. Round 8 ran one pair per family and found the first pass the slower in
+    both families: one pair measures the order as much as the adapter."""
+    out: list[str] = []
+    for k in range(pairs):
+        pair = ["raw", "flex"] if raw_first == (k % 2 == 0) else ["flex", "raw"]
+        out += [p if k == 0 else f"{p}_{k + 1}" for p in pair if p in wanted]
+    return out + (["runmajor"] if "runmajor" in wanted else [])
+
+
 def worker(a) -> dict:
     t_launch = float(a.t_launch or T_LAUNCH)
     import flex_models.planner as planner_mod
@@ -624,6 +676,11 @@ def worker(a) -> dict:
     startup = time.time() - t_launch
     llm = model.backend.llm
     init_s = getattr(model.backend, "init_s", None)
+    if a.passes == "none":  # a start-up probe (--warm-startup): launch -> FlexJudge ready, nothing run
+        import vllm
+
+        return dict(family=a.family, import_s=t_import, startup_s=startup, raw_init_s=init_s,
+                    versions={"vllm": vllm.__version__})
     planner_mod.load_video = synthetic_video
     tok = llm.get_tokenizer()
     ph = {i for i in (tok.convert_tokens_to_ids(t) for t in PLACEHOLDER_TOKENS) if isinstance(i, int) and i >= 0
@@ -657,23 +714,22 @@ def worker(a) -> dict:
 
     passes: dict = {}
     windows: dict = {}
-    order = ["raw", "flex"] if a.raw_first else ["flex", "raw"]
-    for name in [p for p in order + ["runmajor"] if p in a.passes.split(",")]:
+    for name in pass_order(a.passes.split(","), a.pairs, bool(a.raw_first)):
         reset_caches(llm)
         sampler = profile_window(a, llm, name)
         windows[name] = [time.time(), None]
-        if name == "flex":
+        if name.startswith("flex"):
             before = dict(model.timing)
             t0 = time.perf_counter()
             results = model.generate_until(reqs)
             wall = time.perf_counter() - t0
             new = sum(r.token_counts.output_tokens for r in results)
-            passes["flex"] = {"wall_s": wall, "new_tokens": new, "requests": len(results),
+            passes[name] = {"wall_s": wall, "new_tokens": new, "requests": len(results),
                               "prompt_tokens": model.timing.get("prompt_tokens", 0) - before.get("prompt_tokens", 0),
                               "cached_tokens": model.timing.get("cached_tokens", 0) - before.get("cached_tokens", 0),
                               "prepare_s": model.timing["prepare_s"] - before["prepare_s"],
                               "engine_s": model.timing["engine_s"] - before["engine_s"]}
-        elif name == "raw":
+        elif name.startswith("raw"):
             passes[name] = raw_pass(llm, prepared, flex_order, task_of, run_of, ph)
         else:  # one generate per run, the cache emptied between runs (see runmajor_pass)
             passes[name] = runmajor_pass(llm, prepared, runmajor, task_of, run_of, ph)
@@ -715,7 +771,7 @@ def summarize(parts: dict, scale: float, mode: str) -> dict:
             fams[fam] = {"ok": False, "error": w.get("error")}
             continue
         p = w["passes"]
-        if not {"raw", "flex", "runmajor"} <= set(p):  # a sweep run: the flex pass alone
+        if not {"raw", "flex"} <= set(p):  # a sweep run: the flex pass alone
             fams[fam] = {"ok": True, "sweep": True, "engine_kwargs": w["engine_kwargs"],
                          "startup_s": round(w["startup_s"], 2), "raw_init_s": round(w["raw_init_s"] or 0, 2),
                          "max_num_seqs": w["max_num_seqs"], "async_scheduling": w["async_scheduling"],
@@ -723,16 +779,24 @@ def summarize(parts: dict, scale: float, mode: str) -> dict:
                          **{f"{k}_new_tokens": v.get("new_tokens") or sum(d["new_tokens"] for d in v["per_task"].values())
                             for k, v in p.items()}}
             continue
-        raw, flex, rm = p["raw"], p["flex"], p["runmajor"]
+        raw, flex, rm = p["raw"], p["flex"], p.get("runmajor")
         bw = (w["hw"].get("copy_GBps") or 0) * 1e9
         roof = roofline_s([tuple(r) for r in w["reqs"]], w["shape"], bw, w["max_num_seqs"]) if bw else None
         raw_new = sum(d["new_tokens"] for d in raw["per_task"].values())
+        # every raw and flex pass (ABBA with --pairs 2): the ratio of the sums, and each pair's own
+        walls = {k: v["wall_s"] for k, v in p.items() if k != "runmajor"}
+        sums = {side: sum(v for k, v in walls.items() if k.split("_")[0] == side) for side in ("raw", "flex")}
+        pairs = sorted({k.partition("_")[2] or "1" for k in walls}, key=int)
         f = dict(ok=True, startup_s=round(w["startup_s"], 2), raw_init_s=round(w["raw_init_s"] or 0, 2),
                  startup_minus_raw_init_s=round(w["startup_s"] - (w["raw_init_s"] or 0), 2),
                  import_s=round(w["import_s"], 2),
-                 raw_s=round(raw["wall_s"], 2), flex_s=round(flex["wall_s"], 2), runmajor_s=round(rm["wall_s"], 2),
-                 flex_over_raw=round(raw["wall_s"] / flex["wall_s"], 4),
-                 share_speedup=round(rm["wall_s"] / raw["wall_s"], 4),
+                 raw_s=round(raw["wall_s"], 2), flex_s=round(flex["wall_s"], 2),
+                 runmajor_s=round(rm["wall_s"], 2) if rm else None,
+                 flex_over_raw=round(sums["raw"] / sums["flex"], 4),
+                 pass_order_s={k: round(v, 2) for k, v in walls.items()},
+                 flex_over_raw_by_pair=[round(walls[f"raw_{k}" if k != "1" else "raw"]
+                                              / walls[f"flex_{k}" if k != "1" else "flex"], 4) for k in pairs],
+                 share_speedup=round(rm["wall_s"] / raw["wall_s"], 4) if rm else None,
                  raw_decode_tok_s=round(raw_new / raw["wall_s"], 1),
                  flex_decode_tok_s=round(flex["new_tokens"] / flex["wall_s"], 1),
                  roofline_s=round(roof, 2) if roof else None,
@@ -742,34 +806,49 @@ def summarize(parts: dict, scale: float, mode: str) -> dict:
                  raw_prefix_cache_hit_rate=round(sum(d["cached_tokens"] for d in raw["per_task"].values())
                                                  / max(sum(d["prompt_tokens"] for d in raw["per_task"].values()), 1), 4),
                  runmajor_prefix_cache_hit_rate=round(sum(d["cached_tokens"] for d in rm["per_task"].values())
-                                                      / max(sum(d["prompt_tokens"] for d in rm["per_task"].values()), 1), 4),
+                                                      / max(sum(d["prompt_tokens"] for d in rm["per_task"].values()), 1), 4)
+                 if rm else None,
                  max_num_seqs=w["max_num_seqs"], max_num_batched_tokens=w["max_num_batched_tokens"],
                  async_scheduling=w["async_scheduling"], copy_GBps=w["hw"].get("copy_GBps"))
+        sp = flex.get("step_profile") or {}
+        if sp.get("roofline_over_wall") is not None:  # the per-step bounds of benchmarks/gpu/steplog.py
+            f.update(step_bw_bound_over_wall=sp["bw_bound_over_wall"], step_roofline_over_wall=sp["roofline_over_wall"])
+        if w.get("warm_startup"):
+            f["warm_startup"] = w["warm_startup"]
         fams[fam] = f
         # per task: the family's flex time shared out by each task's generated tokens (decode-bound)
         for t in w["tasks"]:
-            d, r = raw["per_task"][t["task"]], rm["per_task"][t["task"]]
+            d = raw["per_task"][t["task"]]
             share = d["new_tokens"] / max(raw_new, 1)
             per_item = t["items"]
-            rows.append(dict(
+            row = dict(
                 task=t["task"], family=fam, items_full=t["items_full"], items=t["items"], items_source=t["items_source"],
                 runs=t["runs"], order=t["order"], requests=d["requests"], media=t["media"],
                 median_new_tokens=t["median_new_tokens"], mean_prompt_tokens=round(d["prompt_tokens"] / d["requests"], 1),
                 mean_new_tokens=round(d["new_tokens"] / d["requests"], 1),
-                flex_s=round(flex["wall_s"] * share, 2), runmajor_s=round(rm["wall_s"] * (r["new_tokens"] / max(
-                    sum(x["new_tokens"] for x in rm["per_task"].values()), 1)), 2),
+                flex_s=round(flex["wall_s"] * share, 2),
                 flex_full_min=round(flex["wall_s"] * share / scale_of(t) / 60, 2),
                 prefix_hit_rate=round(d["cached_tokens"] / max(d["prompt_tokens"], 1), 4),
-                runmajor_prefix_hit_rate=round(r["cached_tokens"] / max(r["prompt_tokens"], 1), 4),
                 encoder_items_per_item=round(d["encoder_items"] / per_item, 3),
-                runmajor_encoder_items_per_item=round(r["encoder_items"] / per_item, 3),
-                media_items_per_item=round(d["media_items"] / per_item, 3),
-                prefill_tokens_saved_per_item=round((d["cached_tokens"] - r["cached_tokens"]) / per_item, 1)))
+                media_items_per_item=round(d["media_items"] / per_item, 3))
+            if rm:  # what sharing saves: against the run-major pass
+                r = rm["per_task"][t["task"]]
+                row.update(runmajor_s=round(rm["wall_s"] * (r["new_tokens"] / max(
+                    sum(x["new_tokens"] for x in rm["per_task"].values()), 1)), 2),
+                    runmajor_prefix_hit_rate=round(r["cached_tokens"] / max(r["prompt_tokens"], 1), 4),
+                    runmajor_encoder_items_per_item=round(r["encoder_items"] / per_item, 3),
+                    prefill_tokens_saved_per_item=round((d["cached_tokens"] - r["cached_tokens"]) / per_item, 1))
+            rows.append(row)
     ok = [f for f in fams.values() if f.get("ok") and not f.get("sweep")]
     if len(ok) < len(fams):
         return {"mode": mode, "scale": scale, "families": fams, "tasks": rows}
     suite_s = sum(f["startup_s"] + f["flex_s"] for f in ok)
     full_s = sum(f["startup_s"] for f in ok) + sum(r["flex_full_min"] * 60 for r in rows)
+    head = {"mode": mode, "scale": scale, "families": fams, "tasks": rows,
+            "suite_s": round(suite_s, 1), "suite_full_min_extrapolated": round(full_s / 60, 1),
+            "flex_over_raw": {k: f["flex_over_raw"] for k, f in fams.items() if f.get("ok")}}
+    if not all("runmajor_s" in r for r in rows):  # no run-major pass: no estimate of the upstream way
+        return head
     # the upstream way: per benchmark script one start-up (the family's measured launch -> engine ready)
     # plus its tasks' share of the run-major pass
     scripts: dict = {}
@@ -780,9 +859,7 @@ def summarize(parts: dict, scale: float, mode: str) -> dict:
     up_s = sum(fams[s["family"]]["startup_s"] + s["request_s"] for s in scripts.values())
     up_full = sum(fams[s["family"]]["startup_s"] + s["full_request_s"] for s in scripts.values())
     measured = upstream_measured({k: w.get("upstream") for k, w in parts.items()})
-    return {"mode": mode, "scale": scale, "families": fams, "tasks": rows,
-            "suite_s": round(suite_s, 1), "suite_full_min_extrapolated": round(full_s / 60, 1),
-            "flex_over_raw": {k: f["flex_over_raw"] for k, f in fams.items() if f.get("ok")},
+    return {**head,
             "upstream_way": {"scripts": len(scripts), "estimated_s": round(up_s, 1),
                              "estimated_full_min": round(up_full / 60, 1),
                              "how": "per benchmark script: one launch -> engine ready (measured start-up of its family) "
@@ -825,32 +902,52 @@ def scale_of(t: dict) -> float:
 def to_md(out: dict) -> str:
     s = out["summary"]
     m = out.get("machine", {})
+
+    def v(x, unit=""):
+        return "-" if x is None else f"{x}{unit}"
+
     lines = [f"# Suite benchmark (`benchmarks/suite_gpu.py`), {out['date']}", "",
              f"Machine: {m.get('device')} (copy {m.get('copy_GBps')} GB/s measured), vLLM {m.get('vllm')}, torch "
-             f"{m.get('torch')}, Python {m.get('python')}; mode {s['mode']}, item counts x {s['scale']}.", "",
-             "| family | start-up | LLM() | start-up - LLM() | raw | flex | flex/raw | run-major | sharing x | "
+             f"{m.get('torch')}, Python {m.get('python')}; mode {s['mode']}, item counts x {s['scale']}"
+             + (f" ({m['family_scale']})" if m.get("family_scale") else "") + ".", "",
+             "| family | start-up | LLM() | start-up - LLM() | raw | flex | flex/raw | by pair | run-major | sharing x | "
              "decode/roofline | prefix hit (flex) | prefix hit (run-major) |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
     for fam, f in s["families"].items():
         if not f.get("ok"):
             lines.append(f"| {fam} | failed: {f.get('error', '')[:80]} |")
             continue
         lines.append(f"| {fam} | {f['startup_s']} s | {f['raw_init_s']} s | {f['startup_minus_raw_init_s']} s | "
-                     f"{f['raw_s']} s | {f['flex_s']} s | {f['flex_over_raw']} | {f['runmajor_s']} s | {f['share_speedup']} | "
-                     f"{f['decode_over_roofline']} | {f['prefix_cache_hit_rate']} | {f['runmajor_prefix_cache_hit_rate']} |")
+                     f"{f['raw_s']} s | {f['flex_s']} s | {f['flex_over_raw']} | "
+                     f"{', '.join(map(str, f.get('flex_over_raw_by_pair', [])))} | {v(f['runmajor_s'], ' s')} | "
+                     f"{v(f['share_speedup'])} | {f['decode_over_roofline']} | {f['prefix_cache_hit_rate']} | "
+                     f"{v(f['runmajor_prefix_cache_hit_rate'])} |")
+    warm = {fam: f["warm_startup"] for fam, f in s["families"].items() if f.get("warm_startup")}
+    if warm:
+        lines += ["", "Start-up again on warm compile caches, same session: flex (launch -> FlexJudge ready) and a "
+                  "bare vLLM script (launch -> `LLM()` ready) with flex's engine arguments.", "",
+                  "| family | flex start-up | its LLM() | flex - LLM() | script start-up | script import vllm | "
+                  "script LLM() | flex - script |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for fam, w in warm.items():
+            lines.append(f"| {fam} | failed: {w['error']} |" if "error" in w else
+                         f"| {fam} | {w['flex_startup_s']} s | {w['flex_llm_init_s']} s | "
+                         f"{w['flex_startup_minus_llm_init_s']} s | {w['script_launch_to_ready_s']} s | "
+                         f"{w['script_import_vllm_s']} s | {w['script_llm_init_s']} s | {w['flex_minus_script_s']} s |")
+    up = s.get("upstream_way")
     lines += ["", f"suite_s (measured, scaled) = {s['suite_s']} s; full suite extrapolated = "
-              f"{s['suite_full_min_extrapolated']} min; upstream way ({s['upstream_way']['scripts']} scripts) estimated "
-              f"{s['upstream_way']['estimated_s']} s scaled, {s['upstream_way']['estimated_full_min']} min full"
-              + (f"; run ({m['scripts']} processes): {m['launch_to_done_s']} s scaled (start-ups {m['startup_s']} s), "
-                 f"requests {m['request_s']} s." if (m := s["upstream_way"].get("measured")) else "."), "",
+              f"{s['suite_full_min_extrapolated']} min"
+              + (f"; upstream way ({up['scripts']} scripts) estimated {up['estimated_s']} s scaled, "
+                 f"{up['estimated_full_min']} min full" if up else " (no run-major pass: no upstream estimate)")
+              + (f"; run ({mm['scripts']} processes): {mm['launch_to_done_s']} s scaled (start-ups {mm['startup_s']} s), "
+                 f"requests {mm['request_s']} s." if up and (mm := up.get("measured")) else "."), "",
               "| task | items (full) | runs | requests run | prompt tok | new tok | flex s | full-suite min | "
               "prefix hit | run-major hit | encoder items / item (flex order) | (run-major) | media / item |",
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in s["tasks"]:
         lines.append(f"| {r['task']} | {r['items']} ({r['items_full']}) | {r['runs']} | {r['requests']} | "
                      f"{r['mean_prompt_tokens']} | {r['mean_new_tokens']} | {r['flex_s']} | {r['flex_full_min']} | "
-                     f"{r['prefix_hit_rate']} | {r['runmajor_prefix_hit_rate']} | {r['encoder_items_per_item']} | "
-                     f"{r['runmajor_encoder_items_per_item']} | {r['media_items_per_item']} |")
+                     f"{r['prefix_hit_rate']} | {v(r.get('runmajor_prefix_hit_rate'))} | {r['encoder_items_per_item']} | "
+                     f"{v(r.get('runmajor_encoder_items_per_item'))} | {r['media_items_per_item']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -865,6 +962,11 @@ def main(argv=None) -> int:
     ap.add_argument("--engine-args", default="", help="JSON of extra flex model_args for the engine (gpu)")
     ap.add_argument("--engine-defaults", default="", help="JSON merged into the flex model's GPU engine defaults")
     ap.add_argument("--passes", default="raw,flex,runmajor", help="which passes to run (raw, flex, runmajor)")
+    ap.add_argument("--pairs", type=int, default=1, help="raw/flex pairs per engine, in ABBA order (pass_order)")
+    ap.add_argument("--family-scale", default="", help="per-family --scale, e.g. omni=0.1 (the audio tasks' "
+                    "passes are a few seconds at the VL scale: too short to time)")
+    ap.add_argument("--warm-startup", action="store_true", help="after each family: its start-up again on warm "
+                    "compile caches, flex (FlexJudge ready) then a bare vLLM script (gpu/raw_startup.py)")
     ap.add_argument("--workdir", default="/tmp/flexsuite")
     ap.add_argument("--ckpt-dir", default="", help="folder of prepared checkpoints <family>-<size>")
     ap.add_argument("--timeout", type=int, default=900, help="seconds per family worker")
@@ -920,6 +1022,7 @@ def main(argv=None) -> int:
             hw = json.loads(probe.stdout.strip().splitlines()[-1])
         except (IndexError, ValueError):
             print(f"suite: bandwidth probe failed: {probe.stderr[-800:]}", file=sys.stderr)
+    fam_scale = {k: float(v) for k, v in (x.split("=") for x in a.family_scale.split(",") if x)}
     for n, fam in enumerate(a.families.split(",")):
         ckpt = Path(a.ckpt_dir) / f"{fam}-{size}" if a.ckpt_dir else make_checkpoint(fam, work / "ckpt", size)
         if not ckpt.exists():
@@ -928,10 +1031,10 @@ def main(argv=None) -> int:
         part_json.unlink(missing_ok=True)
         cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--mode", a.mode, "--family", fam,
                "--workdir", str(work),  # the worker's py-spy files go here (it has no other folder of its own)
-               "--ckpt", str(ckpt), "--scale", str(a.scale), "--max-model-len", str(a.max_model_len),
+               "--ckpt", str(ckpt), "--scale", str(fam_scale.get(fam, a.scale)), "--max-model-len", str(a.max_model_len),
                "--out-json", str(part_json), "--t-launch", "", "--raw-first", str(1 - n % 2),
                "--tasks", a.tasks, "--engine-args", a.engine_args, "--engine-defaults", a.engine_defaults,
-               "--passes", a.passes, "--hw", json.dumps(hw), "--steplog", a.steplog and str(work / f"steps_{fam}.jsonl"),
+               "--passes", a.passes, "--pairs", str(a.pairs), "--hw", json.dumps(hw), "--steplog", a.steplog and str(work / f"steps_{fam}.jsonl"),
                "--profile-pass", a.profile_pass, "--pyspy-delay", str(a.pyspy_delay), "--pyspy-s", str(a.pyspy_s),
                "--torch-profile", a.torch_profile, "--upstream-dir", str(work / f"upstream_{fam}") if a.upstream_run else ""]
         if a.cap:
@@ -950,10 +1053,12 @@ def main(argv=None) -> int:
         print(f"suite: {fam} done (rc={rc})", flush=True)
         if a.upstream_run and parts[fam].get("ok"):  # the GPU is free again: one engine at a time
             parts[fam]["upstream"] = run_scripts(a, fam, ckpt, work / f"upstream_{fam}", work)
+        if a.warm_startup and parts[fam].get("ok"):
+            parts[fam]["warm_startup"] = warm_startup(a, fam, ckpt, cmd, work)
     summary = summarize(parts, a.scale, a.mode)
     first = next((p for p in parts.values() if p.get("ok")), {})
     machine = dict(first.get("versions", {}), device=first.get("hw", {}).get("device") or platform.processor() or "cpu",
-                   copy_GBps=first.get("hw", {}).get("copy_GBps"), cores=os.cpu_count(),
+                   copy_GBps=first.get("hw", {}).get("copy_GBps"), cores=os.cpu_count(), family_scale=a.family_scale,
                    kind=os.environ.get("FLEXBENCH_MACHINE", ""))
     out = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine, "summary": summary,
            "workload": {"suite": [dict(task=t[0], family=t[1], items=t[2], source=t[3], fields=t[4], media=t[5])

@@ -1,8 +1,8 @@
 """CPU smoke of benchmarks/suite_gpu.py: the suite-shaped workload end to end on tiny checkpoints.
 
 Two tasks of each kind the suite has (several images + order swaps; video; audio pairs), 2 items each,
-4 new tokens, the vLLM CPU engine: every pass (raw, flex, run-major) runs and the counts it reports
-are the workload's own. The times are meaningless on a CPU; the test checks the bookkeeping.
+4 new tokens, the vLLM CPU engine: every pass (raw and flex twice in ABBA order, run-major, the
+upstream scripts, the warm start-up probes) runs and the counts it reports are the workload's own. The times are meaningless on a CPU; the test checks the bookkeeping.
 """
 import importlib.util
 import json
@@ -29,7 +29,7 @@ def suite(tmp_path_factory):
     work = tmp_path_factory.mktemp("suite")
     cmd = [sys.executable, str(REPO / "benchmarks" / "suite_gpu.py"), "--mode", "cpu", "--scale", "0.001",
            "--tasks", TASKS, "--workdir", str(work), "--out-json", str(work / "r.json"), "--out-md", str(work / "r.md"),
-           "--steplog", "on", "--upstream-run"]
+           "--steplog", "on", "--upstream-run", "--pairs", "2", "--warm-startup", "--family-scale", "omni=0.002"]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1200)
     assert (work / "r.json").exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc, json.loads((work / "r.json").read_text()), (work / "r.md").read_text()
@@ -44,6 +44,37 @@ def test_every_pass_ran(suite):
         assert f["raw_s"] > 0 and f["flex_s"] > 0 and f["runmajor_s"] > 0
         assert 0 < f["raw_init_s"] < f["startup_s"]
     assert "| flex_voxsim |" in md
+
+
+def test_abba_pairs_and_warm_startup(suite):
+    """--pairs 2: raw and flex twice per engine in ABBA order, the first pass alternating between the
+    families; flex/raw is the ratio of the sums. --warm-startup: each family's start-up again, flex's
+    and a bare vLLM script's, after its passes."""
+    _, out, md = suite
+    fams = out["summary"]["families"]
+    assert list(fams["vl"]["pass_order_s"]) == ["raw", "flex", "flex_2", "raw_2"]
+    assert list(fams["omni"]["pass_order_s"]) == ["flex", "raw", "raw_2", "flex_2"]
+    for f in fams.values():
+        w = f["pass_order_s"]
+        assert f["flex_over_raw"] == pytest.approx((w["raw"] + w["raw_2"]) / (w["flex"] + w["flex_2"]), abs=2e-3)
+        assert f["flex_over_raw_by_pair"] == [pytest.approx(w["raw"] / w["flex"], abs=2e-3),
+                                              pytest.approx(w["raw_2"] / w["flex_2"], abs=2e-3)]
+        ws = f["warm_startup"]
+        assert 0 < ws["flex_llm_init_s"] < ws["flex_startup_s"], ws
+        assert 0 < ws["script_import_vllm_s"] < ws["script_launch_to_ready_s"], ws
+        assert ws["flex_minus_script_s"] == pytest.approx(ws["flex_startup_s"] - ws["script_launch_to_ready_s"], abs=0.02)
+    # --family-scale: the audio family at its own scale, more VoxSim items than the VL scale gives
+    rows = {r["task"]: r for r in out["summary"]["tasks"]}
+    assert rows["flex_voxsim"]["items"] == round(rows["flex_voxsim"]["items_full"] * 0.002)
+    assert "flex - script" in md
+
+
+def test_pass_order():
+    import suite_gpu
+
+    assert suite_gpu.pass_order(["raw", "flex", "runmajor"], 1, True) == ["raw", "flex", "runmajor"]
+    assert suite_gpu.pass_order(["raw", "flex"], 3, False) == ["flex", "raw", "raw_2", "flex_2", "flex_3", "raw_3"]
+    assert suite_gpu.pass_order(["flex"], 2, True) == ["flex", "flex_2"]
 
 
 def test_requests_are_the_protocol_runs(suite):

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The suite benchmark (benchmarks/suite_gpu.py) on one H200 as one background session, started with
 # setsid by the first device call like h1_session.sh (README.md here, "One session"). Stages:
-#   suite   the whole flex_all workload scaled by SCALE (VL then Omni engine, each cold-compiled), every
-#           engine step logged (gpu/steplog.py), py-spy on the engine processes from PYSPY_DELAY s for
-#           PYSPY_S s into each of PROFILE_PASSES (both of the raw/flex pair: the same perturbation), then
-#           the upstream way run: one fresh process per benchmark script on the same requests
+#   suite   the whole flex_all workload scaled by SCALE (FAMILY_SCALE per family, e.g. omni=0.1; VL then
+#           Omni engine, each cold-compiled), the PASSES with PAIRS raw/flex pairs in ABBA order, every
+#           engine step logged (gpu/steplog.py); py-spy on the engine processes from PYSPY_DELAY s for
+#           PYSPY_S s (0: none) into each of PROFILE_PASSES (both of a raw/flex pair: the same
+#           perturbation); with UPSTREAM=1 the upstream way run (one fresh process per benchmark script
+#           on the same requests); with WARM=1 each family's start-up again on warm caches, flex and a
+#           bare vLLM script (suite_gpu.py --warm-startup)
 #   sweep   the flex model's engine defaults: VARIANTS (JSON list of {name, defaults}), flex pass only,
 #           on SWEEP_TASKS at SWEEP_SCALE, each on a fresh engine (compile caches warm from the suite)
 # Results: /root/results (R); session.log says what ran when.
@@ -25,11 +28,15 @@ for i in $(seq 600); do [ -d /root/vllm-site/vllm ] && break; sleep 2; done
 log "vllm staged"
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,driver_version --format=csv > $R/gpu.txt 2>&1
 if has suite; then
-  python3 benchmarks/suite_gpu.py --mode gpu --scale $SCALE --workdir /root/suite --timeout 900 \
-    --steplog on --upstream-run --profile-pass ${PROFILE_PASSES:-raw,flex} --pyspy-delay ${PYSPY_DELAY:-30} \
-    --pyspy-s ${PYSPY_S:-12} --out-json $R/suite.json --out-md $R/suite.md > $R/suite.out 2>&1
+  extra=()
+  [ "${UPSTREAM:-1}" = 1 ] && extra+=(--upstream-run)
+  [ "${WARM:-0}" = 1 ] && extra+=(--warm-startup)
+  python3 benchmarks/suite_gpu.py --mode gpu --scale $SCALE --family-scale "${FAMILY_SCALE:-}" --workdir /root/suite \
+    --timeout 900 --passes ${PASSES:-raw,flex,runmajor} --pairs ${PAIRS:-1} --steplog on "${extra[@]}" \
+    --profile-pass ${PROFILE_PASSES:-raw,flex} --pyspy-delay ${PYSPY_DELAY:-30} --pyspy-s ${PYSPY_S:-12} \
+    --out-json $R/suite.json --out-md $R/suite.md > $R/suite.out 2>&1
   log "suite done rc=$?"
-  cd /root/suite && cp worker_*.log upstream_*.json upstream_*.log pyspy-*.txt $R/ 2>/dev/null
+  cd /root/suite && cp worker_*.log upstream_*.json upstream_*.log warm_*.json warm_*.log pyspy-*.txt $R/ 2>/dev/null
   for f in steps_*.jsonl; do gzip -c $f > $R/$f.gz; done; cd - > /dev/null
 fi
 if has sweep; then
