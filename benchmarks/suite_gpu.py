@@ -67,10 +67,15 @@ sys.path.insert(1, str(REPO / "benchmarks" / "gpu"))  # steplog, hostprof, worke
 # alignment 724, safety 574, quality (artifact) 1,121: the MJ-Bench paper's Table 1 (arXiv
 # 2407.04842; its per-category counts add up to these; the released Flex-Judge code,
 # jongwooko/flex-judge test/mj_bench_vllm.py, evaluates whole splits); BVCC (VoiceMOS 2022 main track) test 1,066 utterances (VoiceMOS 2022 challenge
-# paper, arXiv 2203.11389); MLLM-as-a-Judge: 4,414 image-instruction pairs (its paper, arXiv
-# 2402.04788) for score and pair, 1,470 batch-ranking items (recalled from that paper's statistics;
-# not checked against the released jsonl files: Dongping-Chen/MLLM-Judge is too large to fetch here;
-# Flex-Judge's test/mllm_as_a_judge_vllm.py reads whole Benchmark/{score,pair,batch}.jsonl files).
+# paper, arXiv 2203.11389); MLLM-as-a-Judge: Flex-Judge's test/mllm_as_a_judge_vllm.py reads the
+# whole Benchmark/{score,pair,batch}.jsonl files, so the items are those files' records: score 6,112
+# and pair 8,816 (records numbered score_id 0..6111 and pair_id 0..8815 in the copy of the released
+# files in the public fork TejasAnvekar/UQ-MLLM-Judge, Dataset/Benchmark/; the original
+# Dongping-Chen/MLLM-Judge holds only batch.jsonl in the stored index, and the fork's batch.jsonl is
+# larger than the original's, so the fork may differ from the release), batch 1,470 (recalled from the
+# MLLM-as-a-Judge paper, arXiv 2402.04788; its records carry no running number to count by, and the
+# original's 3.05 MB at ~2 kB a record is ~1,500). The paper's 4,414 counts image-instruction pairs,
+# not judged records: several answers are scored, and several pairs compared, per instruction.
 # text: synthetic token lengths of the template fields (assumed from the datasets' kind of text:
 # captions / prompts ~20-30 tokens, model answers ~150-250 tokens; MLLM-as-a-Judge batch items
 # rank 4 answers, carried here as two fields of two answers each).
@@ -90,9 +95,10 @@ SUITE = [
     ("flex_genai_bench_editing", "vl", 919, "protocols.json",
      {"source_prompt": 15, "target_prompt": 15, "instruct_prompt": 15}, {"image": [(448, 448)] * 3}),
     ("flex_genai_bench_video", "vl", 1069, "protocols.json", {"prompt": 25}, {"video": [(4, 224, 224)] * 2}),
-    ("flex_mllm_judge_score", "vl", 4414, "MLLM-as-a-Judge paper", {"instruction": 40, "answer": 200},
+    ("flex_mllm_judge_score", "vl", 6112, "MLLM-Judge score.jsonl (fork copy)", {"instruction": 40, "answer": 200},
      {"image": [(448, 448)]}),
-    ("flex_mllm_judge_pair", "vl", 4414, "MLLM-as-a-Judge paper", {"instruction": 40, "answer1": 200, "answer2": 200},
+    ("flex_mllm_judge_pair", "vl", 8816, "MLLM-Judge pair.jsonl (fork copy)",
+     {"instruction": 40, "answer1": 200, "answer2": 200},
      {"image": [(448, 448)]}),
     ("flex_mllm_judge_batch", "vl", 1470, "MLLM-as-a-Judge paper (recalled)", {"instruction": 40, "a1": 400, "a2": 400},
      {"image": [(448, 448)]}),
