@@ -54,11 +54,11 @@ def test_abba_pairs_and_warm_startup(suite):
     fams = out["summary"]["families"]
     assert list(fams["vl"]["pass_order_s"]) == ["raw", "flex", "flex_2", "raw_2"]
     assert list(fams["omni"]["pass_order_s"]) == ["flex", "raw", "raw_2", "flex_2"]
-    for f in fams.values():
-        w = f["pass_order_s"]
-        assert f["flex_over_raw"] == pytest.approx((w["raw"] + w["raw_2"]) / (w["flex"] + w["flex_2"]), abs=2e-3)
-        assert f["flex_over_raw_by_pair"] == [pytest.approx(w["raw"] / w["flex"], abs=2e-3),
-                                              pytest.approx(w["raw_2"] / w["flex_2"], abs=2e-3)]
+    for fam, f in fams.items():
+        w = {k: v["wall_s"] for k, v in out["parts"][fam]["passes"].items()}  # unrounded
+        assert f["flex_over_raw"] == pytest.approx((w["raw"] + w["raw_2"]) / (w["flex"] + w["flex_2"]), abs=1e-4)
+        assert f["flex_over_raw_by_pair"] == [pytest.approx(w["raw"] / w["flex"], abs=1e-4),
+                                              pytest.approx(w["raw_2"] / w["flex_2"], abs=1e-4)]
         ws = f["warm_startup"]
         assert 0 < ws["flex_llm_init_s"] < ws["flex_startup_s"], ws
         assert 0 < ws["script_import_vllm_s"] < ws["script_launch_to_ready_s"], ws
