@@ -2,7 +2,7 @@
 # The suite benchmark (benchmarks/suite_gpu.py) on one H200 as one background session, started with
 # setsid by the first device call like h1_session.sh (README.md here, "One session"). Stages:
 #   suite   the whole flex_all workload scaled by SCALE (FAMILY_SCALE per family, e.g. omni=0.1; VL then
-#           Omni engine, each cold-compiled), the PASSES with PAIRS raw/flex pairs in ABBA order, every
+#           Omni engine, each cold-compiled; FAMILIES=vl for one), the PASSES with PAIRS raw/flex pairs in ABBA order, every
 #           engine step logged (gpu/steplog.py); py-spy on the engine processes from PYSPY_DELAY s for
 #           PYSPY_S s (0: none) into each of PROFILE_PASSES (both of a raw/flex pair: the same
 #           perturbation); with UPSTREAM=1 the upstream way run (one fresh process per benchmark script
@@ -18,7 +18,7 @@ STAGES=${STAGES:-suite sweep}
 SCALE=${SCALE:-0.025}
 log() { echo "$(date -u +%FT%T) $*" | tee -a $R/session.log; }
 has() { [[ " $STAGES " == *" $1 "* ]]; }
-export FLEXBENCH_MACHINE=nvidia-h200
+export FLEXBENCH_MACHINE=${FLEXBENCH_MACHINE:-nvidia-h200}
 source benchmarks/gpu/device_env.sh || { log "device_env failed"; exit 1; }
 export PATH=$PATH:/root/bench-site/bin  # py-spy
 export VLLM_CACHE_ROOT=/root/cache/vllm TORCHINDUCTOR_CACHE_DIR=/root/cache/inductor TRITON_CACHE_DIR=/root/cache/triton
@@ -31,7 +31,7 @@ if has suite; then
   extra=()
   [ "${UPSTREAM:-1}" = 1 ] && extra+=(--upstream-run)
   [ "${WARM:-0}" = 1 ] && extra+=(--warm-startup)
-  python3 benchmarks/suite_gpu.py --mode gpu --scale $SCALE --family-scale "${FAMILY_SCALE:-}" --workdir /root/suite \
+  python3 benchmarks/suite_gpu.py --mode gpu --scale $SCALE --family-scale "${FAMILY_SCALE:-}" --workdir /root/suite ${FAMILIES:+--families $FAMILIES} \
     --timeout 900 --passes ${PASSES:-raw,flex,runmajor} --pairs ${PAIRS:-1} --steplog on "${extra[@]}" \
     --profile-pass ${PROFILE_PASSES:-raw,flex} --pyspy-delay ${PYSPY_DELAY:-30} --pyspy-s ${PYSPY_S:-12} \
     --out-json $R/suite.json --out-md $R/suite.md > $R/suite.out 2>&1
